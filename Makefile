@@ -1,0 +1,59 @@
+# dbt-tableau-refresh: build, test and run the bridge.
+#
+#   make run      start the webhook API on 127.0.0.1:3000 against a local Tableau simulator
+#   make test     vet, race-enabled tests (against moto_server and the simulators), cfn-lint
+#   make invoke FUNCTION=webhook EVENT=events/dbt-run-succeeded.json
+#
+# SAM calls the build-<LogicalId> targets (BuildMethod: makefile).
+
+GO        ?= go
+GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
+FUNCTION  ?= webhook
+EVENT     ?= events/dbt-run-succeeded.json
+
+.PHONY: run invoke test vet unit lint-template check-map deps build build-WebhookFunction build-SchedulerFunction clean
+
+run:
+	$(GO) run ./functions/webhook -listen 127.0.0.1:3000
+
+invoke:
+	$(GO) run ./functions/$(FUNCTION) -event $(EVENT)
+
+test: deps vet unit lint-template check-map
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+lint-template:
+	cfn-lint template.yaml
+
+# Validates the refresh map a deployment would use (REFRESH_MAP or
+# REFRESH_MAP_FILE; the sample file when neither is set) before it ships.
+check-map:
+	@if [ -z "$$REFRESH_MAP$$REFRESH_MAP_FILE" ]; then export REFRESH_MAP_FILE=functions/webhook/refresh-map.json; fi; \
+	$(GO) run ./functions/webhook -check-map
+
+# moto_server (DynamoDB and Secrets Manager emulator) and cfn-lint, installed
+# only where missing.
+deps:
+	@command -v moto_server >/dev/null 2>&1 || pip install --quiet 'moto[server]'
+	@command -v cfn-lint >/dev/null 2>&1 || pip install --quiet cfn-lint
+
+build: build-WebhookFunction build-SchedulerFunction
+
+ARTIFACTS_DIR ?= .aws-sam/local
+
+build-WebhookFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/webhook
+	cp functions/webhook/refresh-map.json $(ARTIFACTS_DIR)/refresh-map.json
+
+build-SchedulerFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/scheduler
+
+clean:
+	rm -rf .aws-sam

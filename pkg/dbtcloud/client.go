@@ -1,0 +1,467 @@
+package dbtcloud
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is the multi-tenant North America host. Accounts in other
+// regions or cells have their own access URL (Account settings > Access URLs),
+// for example https://ab123.us1.dbt.com or https://emea.dbt.com; pass it with
+// WithBaseURL. See https://docs.getdbt.com/docs/cloud/about-cloud/access-regions-ip-addresses.
+const DefaultBaseURL = "https://cloud.getdbt.com"
+
+const (
+	userAgent = "dbt-tableau-refresh-dbtcloud/1"
+	// A page of 100 runs with their triggers is well under 1 MiB; the cap only
+	// protects the Lambda's memory from a misbehaving proxy.
+	maxBodyBytes = 8 << 20
+	// Error bodies are a small envelope; anything longer is not worth reading.
+	maxErrorBodyBytes = 64 << 10
+	// A safety net for callers that pass a context without a deadline.
+	defaultHTTPTimeout = 30 * time.Second
+)
+
+// Client calls the dbt Cloud Administrative API v2 for one account.
+// Build it with NewClient; it is safe for concurrent use.
+// See https://docs.getdbt.com/dbt-cloud/api-v2.
+type Client struct {
+	baseURL    *url.URL
+	accountID  int64
+	token      string
+	httpClient *http.Client
+	logger     *slog.Logger
+	retry      RetryPolicy
+
+	// Replaced in this package's tests so that backoff can be observed without
+	// waiting for it.
+	sleep  func(ctx context.Context, d time.Duration) error
+	jitter func(ceiling time.Duration) time.Duration
+}
+
+// Option configures a Client. Options check their input and NewClient reports
+// every invalid option at once.
+type Option func(*Client) error
+
+// NewClient returns a client for the account set by WithAccountID,
+// authenticated with the token set by WithToken; both are required.
+func NewClient(opts ...Option) (*Client, error) {
+	base, _ := url.Parse(DefaultBaseURL)
+	c := &Client{
+		baseURL:    base,
+		httpClient: &http.Client{Timeout: defaultHTTPTimeout},
+		logger:     slog.New(slog.DiscardHandler),
+		retry:      DefaultRetryPolicy,
+		sleep:      sleepContext,
+		jitter:     fullJitter,
+	}
+	var errs []error
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.accountID == 0 {
+		errs = append(errs, errors.New("dbtcloud: account id is required (WithAccountID)"))
+	}
+	if c.token == "" {
+		errs = append(errs, errors.New("dbtcloud: API token is required (WithToken)"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// WithBaseURL sets the account's access URL, scheme and host only, for
+// example https://ab123.us1.dbt.com. HTTPS is required so the token never
+// crosses the network in clear text; plain http is accepted only for loopback
+// hosts (127.0.0.0/8, ::1, localhost), where simulators run.
+func WithBaseURL(rawURL string) Option {
+	return func(c *Client) error {
+		u, err := parseBaseURL(rawURL)
+		if err != nil {
+			return err
+		}
+		c.baseURL = u
+		return nil
+	}
+}
+
+func parseBaseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil {
+		return nil, fmt.Errorf("dbtcloud: base URL %q is not a URL: %w", rawURL, err)
+	}
+	if u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("dbtcloud: base URL %q must be absolute, like %s", rawURL, DefaultBaseURL)
+	}
+	if u.User != nil {
+		// Credentials in the URL would end up in error messages and logs.
+		return nil, fmt.Errorf("dbtcloud: base URL must not carry credentials; use WithToken")
+	}
+	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+		// "https://cloud.getdbt.com/api/v2" is a common mistake that would
+		// otherwise surface later as a confusing 404.
+		return nil, fmt.Errorf("dbtcloud: base URL %q must be scheme and host only, like %s", rawURL, DefaultBaseURL)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("dbtcloud: base URL %q must use https (plain http is allowed only for loopback hosts)", rawURL)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// WithAccountID sets the numeric dbt Cloud account id that every request is
+// made for.
+func WithAccountID(id int64) Option {
+	return func(c *Client) error {
+		if id <= 0 {
+			return fmt.Errorf("dbtcloud: account id must be positive, got %d", id)
+		}
+		c.accountID = id
+		return nil
+	}
+}
+
+// WithToken sets the service account token (or personal access token) sent as
+// "Authorization: Token <token>".
+// See https://docs.getdbt.com/docs/dbt-cloud-apis/service-tokens.
+func WithToken(token string) Option {
+	return func(c *Client) error {
+		if token == "" {
+			return errors.New("dbtcloud: API token is empty")
+		}
+		for _, r := range token {
+			// A space usually means the caller passed "Token abc" or "Bearer abc";
+			// control characters would let a value smuggle extra headers.
+			if r <= ' ' || r == 0x7f {
+				return errors.New("dbtcloud: API token contains spaces or control characters; pass the bare token without a \"Token \" prefix")
+			}
+		}
+		c.token = token
+		return nil
+	}
+}
+
+// WithHTTPClient sets the HTTP client used for requests, for custom transports
+// or proxies. The default has a 30 second timeout as a safety net; the
+// context passed to each call is the real bound.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return errors.New("dbtcloud: HTTP client is nil")
+		}
+		c.httpClient = hc
+		return nil
+	}
+}
+
+// WithLogger sets where retries and failed requests are logged. By default
+// nothing is logged. The token is never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Client) error {
+		if l == nil {
+			return errors.New("dbtcloud: logger is nil")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithRetryPolicy sets how transient failures are retried.
+func WithRetryPolicy(p RetryPolicy) Option {
+	return func(c *Client) error {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		c.retry = p
+		return nil
+	}
+}
+
+// BaseURL returns the access URL the client sends requests to.
+func (c *Client) BaseURL() string { return c.baseURL.String() }
+
+// AccountID returns the account the client acts for.
+func (c *Client) AccountID() int64 { return c.accountID }
+
+// String describes the client without its token, so that printing it with %v
+// or %+v cannot leak the credential.
+func (c *Client) String() string {
+	return fmt.Sprintf("dbtcloud.Client{baseURL: %s, accountID: %d}", c.baseURL, c.accountID)
+}
+
+// GoString is String for %#v.
+func (c *Client) GoString() string { return c.String() }
+
+// repeatability says whether sending a request twice is harmless.
+type repeatability int
+
+const (
+	// idempotent requests (reads, cancel) are retried on any transient failure.
+	idempotent repeatability = iota
+	// oneShot requests (trigger) are retried only when the server certainly
+	// did not act on them; a duplicated trigger starts a second dbt run.
+	oneShot
+)
+
+// envelope is the wrapper around every Admin API v2 reply.
+type envelope struct {
+	Status struct {
+		Code             int     `json:"code"`
+		IsSuccess        bool    `json:"is_success"`
+		UserMessage      string  `json:"user_message"`
+		DeveloperMessage *string `json:"developer_message"`
+	} `json:"status"`
+	Data json.RawMessage `json:"data"`
+}
+
+// do sends one API call with retries and decodes the reply's data into out.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, mode repeatability) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("encode request body: %w", err)
+		}
+	}
+	u := *c.baseURL
+	u.Path = path
+	u.RawQuery = query.Encode()
+	target := u.String()
+
+	for attempt := 1; ; attempt++ {
+		err := c.send(ctx, method, target, path, body, out)
+		if err == nil {
+			return nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The caller's budget is spent; a one-shot request may still have
+			// landed, so keep that warning in the chain.
+			if mode == oneShot && outcomeUnknown(err) {
+				return fmt.Errorf("%w: %w", ErrTriggerOutcomeUnknown, err)
+			}
+			return err
+		}
+		retry, unknown := retryDecision(err, mode)
+		if !retry {
+			if unknown {
+				return fmt.Errorf("%w: %w", ErrTriggerOutcomeUnknown, err)
+			}
+			return err
+		}
+		if attempt >= c.retry.MaxAttempts {
+			c.logger.WarnContext(ctx, "dbt Cloud request failed; no attempts left",
+				"method", method, "path", path, "attempts", attempt, "error", err)
+			return err
+		}
+		delay := c.backoff(attempt, err)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
+			c.logger.WarnContext(ctx, "dbt Cloud request failed; not retrying because the wait would pass the deadline",
+				"method", method, "path", path, "attempt", attempt, "wait", delay, "error", err)
+			return fmt.Errorf("%w (not retried: waiting %s would pass the context deadline)", err, delay)
+		}
+		c.logger.WarnContext(ctx, "dbt Cloud request failed; retrying",
+			"method", method, "path", path, "attempt", attempt, "wait", delay, "error", err)
+		if sleepErr := c.sleep(ctx, delay); sleepErr != nil {
+			return fmt.Errorf("%w (gave up waiting to retry: %v)", err, sleepErr)
+		}
+	}
+}
+
+// send makes a single HTTP exchange.
+func (c *Client) send(ctx context.Context, method, target, path string, body []byte, out any) error {
+	var rdr io.Reader
+	if body != nil {
+		rdr = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rdr)
+	if err != nil {
+		return fmt.Errorf("build request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Token "+c.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return &transportError{method: method, path: path, err: err}
+	}
+	defer func() {
+		// Draining lets the connection be reused; the cap keeps a hostile body
+		// from holding the Lambda.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
+		resp.Body.Close()
+	}()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+		return c.newError(resp, raw, method, path)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		return &transportError{method: method, path: path, err: err}
+	}
+	if len(raw) > maxBodyBytes {
+		return &decodeError{method: method, path: path, err: fmt.Errorf("reply is larger than %d bytes", maxBodyBytes)}
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return &decodeError{method: method, path: path, err: err}
+	}
+	if env.Status.Code != 0 && !env.Status.IsSuccess {
+		// The envelope, not the HTTP status, is dbt's verdict.
+		return c.newError(resp, raw, method, path)
+	}
+	if out == nil {
+		return nil
+	}
+	if len(env.Data) == 0 || string(env.Data) == "null" {
+		return &decodeError{method: method, path: path, err: errors.New(`reply has no "data"`)}
+	}
+	if err := json.Unmarshal(env.Data, out); err != nil {
+		return &decodeError{method: method, path: path, err: err}
+	}
+	return nil
+}
+
+// newError turns a failed reply into *Error, using dbt's own words when the
+// body is the usual envelope.
+func (c *Client) newError(resp *http.Response, raw []byte, method, path string) *Error {
+	e := &Error{StatusCode: resp.StatusCode, Method: method, Path: path}
+	var env envelope
+	if json.Unmarshal(raw, &env) == nil {
+		if env.Status.Code >= 400 && resp.StatusCode < 400 {
+			e.StatusCode = env.Status.Code
+		}
+		parts := []string{strings.TrimSpace(env.Status.UserMessage)}
+		if env.Status.DeveloperMessage != nil {
+			parts = append(parts, strings.TrimSpace(*env.Status.DeveloperMessage))
+		}
+		// Validation failures explain themselves in "data" as a string, e.g.
+		// "'cause' is a required property".
+		var detail string
+		if json.Unmarshal(env.Data, &detail) == nil {
+			parts = append(parts, strings.TrimSpace(detail))
+		}
+		e.Message = joinNonEmpty(parts)
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(e.StatusCode)
+	}
+	// dbt has no reason to echo the token, but a proxy might; never let it
+	// into an error that gets logged.
+	e.Message = strings.ReplaceAll(e.Message, c.token, "[redacted]")
+	if len(e.Message) > 1000 {
+		e.Message = e.Message[:1000] + "…"
+	}
+	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return e
+}
+
+func joinNonEmpty(parts []string) string {
+	var kept []string
+	for _, p := range parts {
+		if p != "" && !containsString(kept, p) {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ": ")
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRetryAfter reads either form RFC 9110 allows: delay-seconds or an
+// HTTP-date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(24*time.Hour/time.Second) {
+			secs = int64(24 * time.Hour / time.Second)
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// backoff returns how long to wait before the retry that follows attempt.
+func (c *Client) backoff(attempt int, err error) time.Duration {
+	var apiErr *Error
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
+		// The server knows when its window reopens; retrying sooner only
+		// earns another 429.
+		return apiErr.RetryAfter
+	}
+	ceiling := c.retry.MaxDelay
+	if shift := attempt - 1; shift < 62 {
+		if d := c.retry.BaseDelay << shift; d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	return c.jitter(ceiling)
+}
+
+// fullJitter spreads retries uniformly over [0, ceiling] so that many Lambdas
+// throttled together do not come back together.
+func fullJitter(ceiling time.Duration) time.Duration {
+	if ceiling <= 0 {
+		return 0
+	}
+	return rand.N(ceiling + 1)
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,4 @@
+// Package dbtcloud holds what the bridge knows about dbt Cloud: the payloads
+// and signatures of its job webhooks, run statuses, and a client for the
+// Admin API v2.
+package dbtcloud

@@ -1,0 +1,142 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+)
+
+var _ state.Idempotency = (*Table)(nil)
+
+const (
+	runPrefix    = "RUN#"
+	targetPrefix = "TARGET#"
+
+	attrStatus          = "status"
+	attrOwner           = "owner"
+	attrDBTJob          = "dbt_job_id"
+	attrOutcome         = "outcome"
+	attrJobID           = "tableau_job_id"
+	attrInProgressUntil = "in_progress_until" // epoch milliseconds
+)
+
+func idemKey(k state.Key) map[string]types.AttributeValue {
+	return key(runPrefix+k.RunID, targetPrefix+k.Target)
+}
+
+// Begin implements state.Idempotency with one conditional PutItem: it succeeds
+// when no live record holds the key. TTL deletion can lag by up to two days,
+// so expiry is part of the condition rather than left to DynamoDB.
+func (t *Table) Begin(ctx context.Context, c state.Claim) error {
+	now := t.now()
+	item := idemKey(c.Key)
+	item[attrStatus] = s(string(state.StatusInProgress))
+	item[attrOwner] = s(c.Owner)
+	item[attrDBTJob] = s(c.DBTJobID)
+	item[attrInProgressUntil] = n(c.HoldUntil.UnixMilli())
+	item[attrExpiresAt] = n(now.Add(c.Retention).Unix())
+	item[attrUpdatedAt] = s(now.UTC().Format(time.RFC3339Nano))
+	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(t.name),
+		Item:      item,
+		ConditionExpression: aws.String("attribute_not_exists(#pk) OR #exp <= :now OR " +
+			"(#status = :inprogress AND #ipu <= :nowms)"),
+		ExpressionAttributeNames: map[string]string{
+			"#pk": attrPK, "#exp": attrExpiresAt, "#status": attrStatus, "#ipu": attrInProgressUntil,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now": n(now.Unix()), ":nowms": n(now.UnixMilli()), ":inprogress": s(string(state.StatusInProgress)),
+		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if old, ok := conditionFailed(err); ok {
+		existing := state.Record{Key: c.Key, Status: state.StatusInProgress}
+		if old != nil {
+			existing = decodeRecord(c.Key, old)
+		}
+		return &state.ClaimedError{Existing: existing}
+	}
+	if err != nil {
+		return fmt.Errorf("claim %s: %w", c.Key, err)
+	}
+	return nil
+}
+
+// Complete implements state.Idempotency.
+func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID string) error {
+	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(t.name),
+		Key:                 idemKey(k),
+		UpdateExpression:    aws.String("SET #status = :completed, #outcome = :outcome, #job = :job, #upd = :upd"),
+		ConditionExpression: aws.String("#owner = :owner AND #status = :inprogress"),
+		ExpressionAttributeNames: map[string]string{
+			"#status": attrStatus, "#outcome": attrOutcome, "#job": attrJobID, "#upd": attrUpdatedAt, "#owner": attrOwner,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":completed": s(string(state.StatusCompleted)), ":outcome": s(outcome), ":job": s(jobID),
+			":upd": s(t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
+			":inprogress": s(string(state.StatusInProgress)),
+		},
+	})
+	if _, ok := conditionFailed(err); ok {
+		return fmt.Errorf("complete %s: claim no longer held by this invocation", k)
+	}
+	if err != nil {
+		return fmt.Errorf("complete %s: %w", k, err)
+	}
+	return nil
+}
+
+// Release implements state.Idempotency.
+func (t *Table) Release(ctx context.Context, k state.Key, owner string) error {
+	_, err := t.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(t.name),
+		Key:                       idemKey(k),
+		ConditionExpression:       aws.String("#owner = :owner AND #status = :inprogress"),
+		ExpressionAttributeNames:  map[string]string{"#owner": attrOwner, "#status": attrStatus},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": s(owner), ":inprogress": s(string(state.StatusInProgress))},
+	})
+	if _, ok := conditionFailed(err); ok {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("release %s: %w", k, err)
+	}
+	return nil
+}
+
+// Get implements state.Idempotency.
+func (t *Table) Get(ctx context.Context, k state.Key) (*state.Record, error) {
+	out, err := t.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(t.name), Key: idemKey(k), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", k, err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	r := decodeRecord(k, out.Item)
+	return &r, nil
+}
+
+func decodeRecord(k state.Key, item map[string]types.AttributeValue) state.Record {
+	upd, _ := time.Parse(time.RFC3339Nano, getS(item, attrUpdatedAt))
+	return state.Record{
+		Key:             k,
+		Status:          state.Status(getS(item, attrStatus)),
+		Owner:           getS(item, attrOwner),
+		DBTJobID:        getS(item, attrDBTJob),
+		Outcome:         getS(item, attrOutcome),
+		JobID:           getS(item, attrJobID),
+		InProgressUntil: time.UnixMilli(getN(item, attrInProgressUntil)),
+		ExpiresAt:       time.Unix(getN(item, attrExpiresAt), 0),
+		UpdatedAt:       upd,
+	}
+}

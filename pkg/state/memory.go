@@ -1,0 +1,75 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Memory is an in-process store for local runs and tests. It has the same
+// semantics as the DynamoDB store but is shared only within one process.
+type Memory struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	records map[Key]Record
+}
+
+var _ Idempotency = (*Memory)(nil)
+
+// NewMemory returns an empty store. now may be nil for the wall clock.
+func NewMemory(now func() time.Time) *Memory {
+	if now == nil {
+		now = time.Now
+	}
+	return &Memory{now: now, records: make(map[Key]Record)}
+}
+
+// Begin implements Idempotency.
+func (m *Memory) Begin(_ context.Context, c Claim) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if r, ok := m.records[c.Key]; ok && r.Live(now) {
+		return &ClaimedError{Existing: r}
+	}
+	m.records[c.Key] = Record{
+		Key: c.Key, Status: StatusInProgress, Owner: c.Owner, DBTJobID: c.DBTJobID,
+		InProgressUntil: c.HoldUntil, ExpiresAt: now.Add(c.Retention), UpdatedAt: now,
+	}
+	return nil
+}
+
+// Complete implements Idempotency.
+func (m *Memory) Complete(_ context.Context, k Key, owner, outcome, jobID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[k]
+	if !ok || r.Owner != owner || r.Status != StatusInProgress {
+		return fmt.Errorf("complete %s: claim no longer held", k)
+	}
+	r.Status, r.Outcome, r.JobID, r.UpdatedAt = StatusCompleted, outcome, jobID, m.now()
+	m.records[k] = r
+	return nil
+}
+
+// Release implements Idempotency.
+func (m *Memory) Release(_ context.Context, k Key, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.records[k]; ok && r.Owner == owner && r.Status == StatusInProgress {
+		delete(m.records, k)
+	}
+	return nil
+}
+
+// Get implements Idempotency.
+func (m *Memory) Get(_ context.Context, k Key) (*Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[k]
+	if !ok {
+		return nil, nil
+	}
+	return &r, nil
+}
