@@ -155,4 +155,3 @@ func TestEnv(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
