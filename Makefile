@@ -16,7 +16,10 @@ EVENT     ?= events/dbt-run-succeeded.json
 run:
 	$(GO) run ./functions/webhook -listen 127.0.0.1:3000
 
+# The sample events carry fixed timestamps and are signed with the demo
+# secret; the long event age keeps them from being ignored as replays.
 invoke:
+	WEBHOOK_MAX_EVENT_AGE=$${WEBHOOK_MAX_EVENT_AGE:-876000h} IDEMPOTENCY_RETENTION=$${IDEMPOTENCY_RETENTION:-876001h} \
 	$(GO) run ./functions/$(FUNCTION) -event $(EVENT)
 
 test: deps vet unit lint-template check-map

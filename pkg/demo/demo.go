@@ -1,0 +1,104 @@
+// Package demo sets up a local playground for `make run` and `make invoke`:
+// a Tableau simulator with demo content, credentials and a refresh map that
+// points dbt job 123 at it, and a correctly signed sample event to send.
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
+)
+
+// Values the demo uses. The sample events in events/ are signed with
+// WebhookSecret.
+const (
+	WebhookSecret = "local-demo-secret"
+	PATName       = "demo-pat"
+	PATSecret     = "demo-pat-secret"
+	JobID         = "123"
+	Site          = "demo"
+)
+
+// RefreshMap maps the demo job to demo content: a workbook by name and
+// project, and a data source by name.
+const RefreshMap = `{"jobs":{"123":[{"workbook":"Sales Overview","project":"Finance"},{"datasource":"Orders"}]}}`
+
+// Demo is a running playground.
+type Demo struct {
+	Tableau *tableautest.Server
+	// Env holds the variables the function should run with; callers set
+	// only those the user has not set.
+	Env map[string]string
+}
+
+// Start starts the simulator with demo content.
+func Start() *Demo {
+	srv := tableautest.NewServer(tableautest.WithSite(Site), tableautest.WithJobTimings(2*time.Second, 5*time.Second))
+	srv.AddPAT(PATName, PATSecret)
+	srv.AddWorkbook("Sales Overview", "Finance")
+	srv.AddWorkbook("Sales Overview", "Sandbox")
+	srv.AddDatasource("Orders", "Finance")
+	return &Demo{
+		Tableau: srv,
+		Env: map[string]string{
+			"TABLEAU_SERVER_URL": srv.URL(),
+			"TABLEAU_SITE":       Site,
+			"REFRESH_MAP":        RefreshMap,
+			"DBT_WEBHOOK_SECRET": WebhookSecret,
+			"TABLEAU_PAT_NAME":   PATName,
+			"TABLEAU_PAT_SECRET": PATSecret,
+		},
+	}
+}
+
+// Apply sets each of d.Env that is not set in the process environment. The
+// map is not applied when the user gave one of their own.
+func (d *Demo) Apply() {
+	for k, v := range d.Env {
+		if k == "REFRESH_MAP" && os.Getenv("REFRESH_MAP_FILE") != "" {
+			continue
+		}
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
+	}
+}
+
+// Close stops the simulator.
+func (d *Demo) Close() { d.Tableau.Close() }
+
+// Event returns a job.run.completed payload for a successful run of the demo
+// job, stamped now.
+func Event(runID int64, now time.Time) []byte {
+	ev := dbtcloud.WebhookEvent{
+		AccountID: 1, WebhookID: "wsu_demo", EventID: "wev_demo" + strconv.FormatInt(runID, 10),
+		Timestamp: now.UTC(), EventType: dbtcloud.EventRunCompleted, WebhookName: "tableau-refresh",
+		Data: dbtcloud.WebhookData{
+			JobID: JobID, JobName: "Daily build", RunID: strconv.FormatInt(runID, 10),
+			EnvironmentID: "1", EnvironmentName: "Production", DBTVersion: "1.8",
+			ProjectName: "Analytics", ProjectID: "1", RunStatus: "Success", RunStatusCode: dbtcloud.StatusSuccess,
+			RunStatusMessage: "None", RunReason: "Local demo",
+			RunStartedAt: now.Add(-time.Minute).UTC().Format(time.RFC3339), RunFinishedAt: now.UTC().Format(time.RFC3339),
+		},
+	}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+// WriteSampleRequest writes a signed sample event to a file in dir and
+// returns a curl command that posts it to addr.
+func WriteSampleRequest(dir, addr, secret string, now time.Time) (string, error) {
+	body := Event(now.Unix(), now)
+	path := filepath.Join(dir, "dbt-run-completed.json")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		return "", fmt.Errorf("write sample event: %w", err)
+	}
+	return fmt.Sprintf("curl -sS -X POST http://%s/dbt/webhook -H 'Content-Type: application/json' -H 'Authorization: %s' --data-binary @%s",
+		addr, dbtcloud.SignatureHeader(body, secret), path), nil
+}

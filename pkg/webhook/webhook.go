@@ -1,0 +1,241 @@
+// Package webhook answers dbt Cloud's job webhooks delivered through an API
+// Gateway HTTP API (payload format 2.0): it verifies the signature, ignores
+// anything but a successful run, and refreshes the run's Tableau targets
+// exactly once, inside dbt's 10 second delivery timeout.
+package webhook
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+)
+
+// Route is the HTTP API route dbt Cloud posts to.
+const Route = "POST /dbt/webhook"
+
+// MaxBodyBytes is the largest body accepted. dbt's payloads are about 1 KB.
+const MaxBodyBytes = 1 << 20
+
+// Defaults for Config.
+const (
+	DefaultMaxEventAge = 24 * time.Hour
+	// DefaultRefreshTimeout leaves two seconds of dbt's ten for the reply
+	// and API Gateway.
+	DefaultRefreshTimeout = 8 * time.Second
+)
+
+// Config tunes a Handler.
+type Config struct {
+	Map *refreshmap.Map
+	// MaxEventAge is the age past which an event is acknowledged and ignored
+	// as a replay. It must be shorter than the refresher's retention.
+	MaxEventAge    time.Duration
+	RefreshTimeout time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// Handler handles webhook deliveries.
+type Handler struct {
+	secrets   secrets.Source
+	refresher *refresh.Refresher
+	cfg       Config
+}
+
+// New returns a Handler.
+func New(src secrets.Source, r *refresh.Refresher, cfg Config) (*Handler, error) {
+	if src == nil || r == nil || cfg.Map == nil {
+		return nil, errors.New("webhook: secrets, refresher and refresh map are required")
+	}
+	if cfg.MaxEventAge <= 0 {
+		cfg.MaxEventAge = DefaultMaxEventAge
+	}
+	if cfg.RefreshTimeout <= 0 {
+		cfg.RefreshTimeout = DefaultRefreshTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{secrets: src, refresher: r, cfg: cfg}, nil
+}
+
+// Reply is the JSON body of every response.
+type Reply struct {
+	Message string            `json:"message"`
+	RunID   string            `json:"run_id,omitempty"`
+	JobID   string            `json:"job_id,omitempty"`
+	Targets []refresh.Outcome `json:"targets,omitempty"`
+}
+
+// Handle is the Lambda handler.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	log := h.cfg.Logger.With("request_id", requestID(ctx, req))
+	status, reply := h.handle(ctx, log, req)
+	body, _ := json.Marshal(reply)
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: status,
+		Headers:    map[string]string{"Content-Type": "application/json"},
+		Body:       string(body),
+	}, nil
+}
+
+func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGatewayV2HTTPRequest) (int, Reply) {
+	if m := req.RequestContext.HTTP.Method; m != "" && m != http.MethodPost {
+		return http.StatusMethodNotAllowed, Reply{Message: "method " + m + " not allowed: dbt Cloud webhooks are POSTed"}
+	}
+	body, err := rawBody(req)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, errTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		log.WarnContext(ctx, "rejected webhook body", "error", err)
+		return status, Reply{Message: err.Error()}
+	}
+	creds, err := h.secrets.Credentials(ctx)
+	if err != nil {
+		log.ErrorContext(ctx, "credentials unavailable", "error", err)
+		return http.StatusServiceUnavailable, Reply{Message: "credentials unavailable; retry later"}
+	}
+	if err := dbtcloud.VerifySignature(body, header(req.Headers, "Authorization"), creds.DBTWebhookSecret); err != nil {
+		log.WarnContext(ctx, "rejected webhook signature", "error", err)
+		return http.StatusUnauthorized, Reply{Message: "missing or invalid signature in the Authorization header"}
+	}
+	ev, err := dbtcloud.ParseWebhook(body)
+	if err != nil {
+		log.WarnContext(ctx, "rejected webhook payload", "error", err)
+		return http.StatusBadRequest, Reply{Message: err.Error()}
+	}
+	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID}
+	log = log.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "event_id", ev.EventID)
+	reply := Reply{RunID: run.RunID, JobID: run.DBTJobID}
+
+	if !ev.Succeeded() {
+		reply.Message = fmt.Sprintf("nothing to do: %s with run status %q (%d); only successful completed runs refresh Tableau",
+			ev.EventType, ev.Data.RunStatus, ev.Data.RunStatusCode)
+		log.InfoContext(ctx, "ignored event", "event_type", ev.EventType, "run_status", ev.Data.RunStatus)
+		return http.StatusOK, reply
+	}
+	if age := h.cfg.Now().Sub(ev.Timestamp); !ev.Timestamp.IsZero() && age > h.cfg.MaxEventAge {
+		reply.Message = fmt.Sprintf("nothing to do: event is %s old, older than %s; ignored as a replay", age.Round(time.Second), h.cfg.MaxEventAge)
+		log.WarnContext(ctx, "ignored stale event", "age", age.String())
+		return http.StatusOK, reply
+	}
+	targets := h.cfg.Map.Targets(run.DBTJobID)
+	if len(targets) == 0 {
+		reply.Message = "nothing to do: no Tableau targets are mapped to dbt job " + run.DBTJobID
+		log.InfoContext(ctx, "no targets mapped")
+		return http.StatusOK, reply
+	}
+
+	holdUntil, rctx, cancel := h.deadline(ctx)
+	defer cancel()
+	reply.Targets = h.refresher.Refresh(rctx, run, targets, holdUntil)
+	return summarize(ctx, log, reply)
+}
+
+// summarize picks the status: 5xx while any target can still succeed on a
+// retry, so that dbt's redelivery finishes the job; 200 otherwise, with
+// failures that no retry can fix listed and logged.
+func summarize(ctx context.Context, log *slog.Logger, reply Reply) (int, Reply) {
+	var retry, failed int
+	for _, o := range reply.Targets {
+		switch {
+		case o.Retryable:
+			retry++
+		case o.Result == refresh.Failed:
+			failed++
+		}
+	}
+	n := len(reply.Targets)
+	switch {
+	case retry > 0:
+		reply.Message = fmt.Sprintf("%d of %d targets not settled yet; retry", retry, n)
+		log.WarnContext(ctx, "webhook incomplete", "unsettled", retry, "targets", n)
+		return http.StatusServiceUnavailable, reply
+	case failed > 0:
+		reply.Message = fmt.Sprintf("%d of %d targets failed for reasons a retry cannot fix; see targets", failed, n)
+		log.ErrorContext(ctx, "webhook done with permanent failures", "failed", failed, "targets", n)
+		return http.StatusOK, reply
+	}
+	reply.Message = fmt.Sprintf("%d targets settled", n)
+	log.InfoContext(ctx, "webhook done", "targets", n)
+	return http.StatusOK, reply
+}
+
+// deadline bounds the refresh by dbt's timeout and by the Lambda's own
+// deadline. Claims are held until the Lambda deadline: past it this
+// invocation can no longer be working on them.
+func (h *Handler) deadline(ctx context.Context) (time.Time, context.Context, context.CancelFunc) {
+	now := h.cfg.Now()
+	end := now.Add(h.cfg.RefreshTimeout)
+	hold := end
+	if d, ok := ctx.Deadline(); ok {
+		hold = d
+		if margin := d.Add(-500 * time.Millisecond); margin.Before(end) {
+			end = margin
+		}
+	}
+	rctx, cancel := context.WithDeadline(ctx, end)
+	return hold, rctx, cancel
+}
+
+var errTooLarge = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
+
+func rawBody(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
+	if !req.IsBase64Encoded {
+		if len(req.Body) > MaxBodyBytes {
+			return nil, errTooLarge
+		}
+		return []byte(req.Body), nil
+	}
+	if base64.StdEncoding.DecodedLen(len(req.Body)) > MaxBodyBytes+2 {
+		return nil, errTooLarge
+	}
+	b, err := base64.StdEncoding.DecodeString(req.Body)
+	if err != nil {
+		return nil, errors.New("body is marked base64 but is not valid base64")
+	}
+	if len(b) > MaxBodyBytes {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// header looks a header up case-insensitively: HTTP APIs lower-case names,
+// but other callers (tests, proxies, sam local) may not.
+func header(h map[string]string, name string) string {
+	if v, ok := h[strings.ToLower(name)]; ok {
+		return v
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+func requestID(ctx context.Context, req events.APIGatewayV2HTTPRequest) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		return lc.AwsRequestID
+	}
+	return req.RequestContext.RequestID
+}

@@ -1,0 +1,306 @@
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
+)
+
+func TestRejectedBeforeAnythingHappens(t *testing.T) {
+	w := newWorld(t)
+	body := success("1001")
+	tests := []struct {
+		name       string
+		req        func() events.APIGatewayV2HTTPRequest
+		wantStatus int
+		wantMsg    string
+	}{
+		{"missing signature", func() events.APIGatewayV2HTTPRequest { return request(body, "authorization", "") }, 401, "invalid signature"},
+		{"wrong secret", func() events.APIGatewayV2HTTPRequest {
+			return request(body, "authorization", fmt.Sprintf("%x", []byte(strings.Repeat("x", 32))))
+		}, 401, "invalid signature"},
+		{"tampered body", func() events.APIGatewayV2HTTPRequest {
+			r := request(body)
+			r.Body = strings.Replace(r.Body, `"123"`, `"456"`, 1)
+			return r
+		}, 401, "invalid signature"},
+		{"signature over another body", func() events.APIGatewayV2HTTPRequest { return request(body, "authorization", request(success("1002")).Headers["authorization"]) }, 401, "invalid signature"},
+		{"too large", func() events.APIGatewayV2HTTPRequest {
+			big := append([]byte(`{"pad":"`), make([]byte, webhook.MaxBodyBytes)...)
+			return request(big)
+		}, 413, "larger than"},
+		{"too large base64", func() events.APIGatewayV2HTTPRequest {
+			return base64Request(make([]byte, webhook.MaxBodyBytes+10))
+		}, 413, "larger than"},
+		{"bad base64", func() events.APIGatewayV2HTTPRequest {
+			r := request(body)
+			r.IsBase64Encoded = true
+			r.Body = "%%%"
+			return r
+		}, 400, "not valid base64"},
+		{"GET", func() events.APIGatewayV2HTTPRequest {
+			r := request(body)
+			r.RequestContext.HTTP.Method = http.MethodGet
+			return r
+		}, 405, "not allowed"},
+		{"malformed JSON, signed", func() events.APIGatewayV2HTTPRequest { return request([]byte(`{"eventType":`)) }, 400, "not valid JSON"},
+		{"missing runId, signed", func() events.APIGatewayV2HTTPRequest {
+			return request([]byte(`{"eventType":"job.run.completed","data":{"jobId":"123","runStatus":"Success","runStatusCode":10}}`))
+		}, 400, "missing data.runId"},
+		{"runId as number, signed", func() events.APIGatewayV2HTTPRequest {
+			return request([]byte(`{"eventType":"job.run.completed","data":{"jobId":"123","runId":5}}`))
+		}, 400, `"data.runId" must be a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, reply := w.deliver(tt.req())
+			if status != tt.wantStatus || !strings.Contains(reply.Message, tt.wantMsg) {
+				t.Fatalf("got %d %q, want %d containing %q", status, reply.Message, tt.wantStatus, tt.wantMsg)
+			}
+		})
+	}
+	if n := w.totalRefreshes(); n != 0 {
+		t.Errorf("rejected deliveries caused %d refreshes", n)
+	}
+	if n := len(w.tab.Requests()); n != 0 {
+		t.Errorf("rejected deliveries reached Tableau %d times", n)
+	}
+}
+
+func TestAcceptedSignatureForms(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		name string
+		req  func(body []byte) events.APIGatewayV2HTTPRequest
+	}{
+		{"lowercase header name", func(b []byte) events.APIGatewayV2HTTPRequest { return request(b) }},
+		{"Authorization capitalised", func(b []byte) events.APIGatewayV2HTTPRequest {
+			r := request(b)
+			r.Headers["Authorization"] = r.Headers["authorization"]
+			delete(r.Headers, "authorization")
+			return r
+		}},
+		{"uppercase hex", func(b []byte) events.APIGatewayV2HTTPRequest {
+			r := request(b)
+			r.Headers["authorization"] = strings.ToUpper(r.Headers["authorization"])
+			return r
+		}},
+		{"base64 body", func(b []byte) events.APIGatewayV2HTTPRequest { return base64Request(b) }},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := payload(fmt.Sprint(2000+i), "999", "Success", 10, time.Now()) // unmapped job: verified, then nothing to do
+			status, reply := w.deliver(tt.req(body))
+			if status != 200 || !strings.Contains(reply.Message, "no Tableau targets are mapped to dbt job 999") {
+				t.Fatalf("got %d %q", status, reply.Message)
+			}
+		})
+	}
+}
+
+func TestNothingToDo(t *testing.T) {
+	w := newWorld(t, func(env map[string]string) { env["WEBHOOK_MAX_EVENT_AGE"] = "1h" })
+	tests := []struct {
+		name, want string
+		body       []byte
+	}{
+		{"errored run", "run status \"Errored\" (20)", payload("3001", jobID, "Errored", 20, time.Now())},
+		{"cancelled run", "run status \"Cancelled\" (30)", payload("3002", jobID, "Cancelled", 30, time.Now())},
+		{"started event", "job.run.started", []byte(strings.Replace(string(success("3003")), "job.run.completed", "job.run.started", 1))},
+		{"errored event", "job.run.errored", []byte(strings.Replace(string(success("3004")), "job.run.completed", "job.run.errored", 1))},
+		{"stale replay", "ignored as a replay", payload("3005", jobID, "Success", 10, time.Now().Add(-2*time.Hour))},
+		{"unmapped job", "no Tableau targets are mapped to dbt job 4242", payload("3006", "4242", "Success", 10, time.Now())},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, reply := w.deliver(request(tt.body))
+			if status != 200 || !strings.Contains(reply.Message, tt.want) || len(reply.Targets) != 0 {
+				t.Fatalf("got %d %+v, want 200 with %q", status, reply, tt.want)
+			}
+		})
+	}
+	if n := w.totalRefreshes(); n != 0 {
+		t.Errorf("%d refreshes for events that need none", n)
+	}
+}
+
+func TestRefreshesEveryTargetOnce(t *testing.T) {
+	w := newWorld(t)
+	status, reply := w.deliver(request(success("5001")))
+	if status != 200 || results(reply) != "refreshed,refreshed,refreshed" {
+		t.Fatalf("first delivery: %d %+v", status, reply)
+	}
+	for _, o := range reply.Targets {
+		if o.JobID == "" {
+			t.Errorf("target %s has no Tableau job id", o.Name)
+		}
+	}
+	if reply.RunID != "5001" || reply.JobID != jobID {
+		t.Errorf("reply names run %q job %q", reply.RunID, reply.JobID)
+	}
+	// A redelivery after success does nothing, and says so.
+	status, again := w.deliver(request(success("5001")))
+	if status != 200 || results(again) != "duplicate,duplicate,duplicate" {
+		t.Fatalf("redelivery: %d %+v", status, again)
+	}
+	for i, o := range again.Targets {
+		if o.JobID != reply.Targets[i].JobID {
+			t.Errorf("duplicate of %s reports job %q, want %q", o.Name, o.JobID, reply.Targets[i].JobID)
+		}
+	}
+	for _, name := range []string{"Sales Overview", "Orders", "Customers"} {
+		if n := w.refreshes(name); n != 1 {
+			t.Errorf("%s refreshed %d times, want 1", name, n)
+		}
+	}
+	// A new run of the same job refreshes again; Tableau still has the first
+	// jobs queued, so it answers 409093: counted as already queued, not failed.
+	status, next := w.deliver(request(success("5002")))
+	if status != 200 || results(next) != "already_queued,already_queued,already_queued" {
+		t.Fatalf("second run: %d %+v", status, next)
+	}
+}
+
+func TestConcurrentDeliveriesRefreshOnce(t *testing.T) {
+	w := newWorld(t)
+	body := success("6001")
+	var wg sync.WaitGroup
+	statuses := make([]int, 20)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = w.deliver(request(body))
+		}()
+	}
+	wg.Wait()
+	for _, name := range []string{"Sales Overview", "Orders", "Customers"} {
+		if n := w.refreshes(name); n != 1 {
+			t.Errorf("%s refreshed %d times by 20 concurrent deliveries, want 1", name, n)
+		}
+	}
+	for _, s := range statuses {
+		// 503 is a delivery that met another's claim in progress: it asks
+		// dbt to retry rather than risk dropping the target.
+		if s != 200 && s != 503 {
+			t.Errorf("unexpected status %d", s)
+		}
+	}
+	// After the dust settles every delivery would be answered 200 duplicate.
+	if status, reply := w.deliver(request(body)); status != 200 || results(reply) != "duplicate,duplicate,duplicate" {
+		t.Errorf("after concurrent deliveries: %d %+v", status, reply)
+	}
+}
+
+func TestRetryRefreshesOnlyFailedTargets(t *testing.T) {
+	w := newWorld(t)
+	w.tab.Inject(tableautest.Fault{Method: "POST", Path: w.ids["Orders"] + "/refresh", Status: 503})
+	status, reply := w.deliver(request(success("7001")))
+	if status != 503 || results(reply) != "refreshed,failed,refreshed" || !reply.Targets[1].Retryable {
+		t.Fatalf("with Orders failing: %d %+v", status, reply)
+	}
+	if !strings.Contains(reply.Targets[1].Error, "503") {
+		t.Errorf("failure reason %q does not name the 503", reply.Targets[1].Error)
+	}
+	w.tab.ClearFaults()
+	status, reply = w.deliver(request(success("7001")))
+	if status != 200 || results(reply) != "duplicate,refreshed,duplicate" {
+		t.Fatalf("retry: %d %+v", status, reply)
+	}
+	for _, name := range []string{"Sales Overview", "Orders", "Customers"} {
+		if n := w.refreshes(name); n != 1 {
+			t.Errorf("%s refreshed %d times, want 1", name, n)
+		}
+	}
+}
+
+func TestPermanentFailuresAnswer200(t *testing.T) {
+	w := newWorld(t, func(env map[string]string) {
+		env["REFRESH_MAP"] = `{"jobs":{"123":[{"workbook":"Static"},{"workbook":"Nope","project":"Finance"},{"workbook":"Sales Overview"},{"datasource":"Orders"}]}}`
+	})
+	status, reply := w.deliver(request(success("8001")))
+	if status != 200 || results(reply) != "failed,failed,failed,refreshed" {
+		t.Fatalf("got %d %+v", status, reply)
+	}
+	for i, want := range []string{"no extract", `"Nope"`, `"Finance", "Sandbox"`} {
+		o := reply.Targets[i]
+		if o.Retryable || !strings.Contains(strings.ToLower(o.Error), strings.ToLower(want)) {
+			t.Errorf("target %s: error %q retryable=%v, want a permanent error mentioning %q", o.Name, o.Error, o.Retryable, want)
+		}
+	}
+	if !strings.Contains(w.logs.String(), `"level":"ERROR"`) {
+		t.Error("permanent failures were not logged at error level")
+	}
+}
+
+func TestCrashAfterClaimIsRetriedAfterExpiry(t *testing.T) {
+	w := newWorld(t, func(env map[string]string) {
+		env["REFRESH_MAP"] = `{"jobs":{"123":[{"datasource":"Orders"}]}}`
+	})
+	// An invocation with one second left claimed the target and died.
+	hold := time.Now().Add(time.Second)
+	key := state.Key{RunID: "9001", Target: refreshmap.Target{Kind: refreshmap.Datasource, Name: "Orders"}.Key()}
+	if err := w.deps.Store.Begin(context.Background(), state.Claim{Key: key, Owner: "crashed", HoldUntil: hold, Retention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	status, reply := w.deliver(request(success("9001")))
+	if status != 503 || results(reply) != "in_progress" {
+		t.Fatalf("while the claim holds: %d %+v", status, reply)
+	}
+	time.Sleep(time.Until(hold) + 10*time.Millisecond)
+	status, reply = w.deliver(request(success("9001")))
+	if status != 200 || results(reply) != "refreshed" || w.refreshes("Orders") != 1 {
+		t.Fatalf("after the claim lapsed: %d %+v, %d refreshes", status, reply, w.refreshes("Orders"))
+	}
+}
+
+func TestSecretsUnavailable(t *testing.T) {
+	w := newWorld(t, func(env map[string]string) { env["SECRET_ID"] = "no-such-secret" })
+	status, reply := w.deliver(request(success("9101")))
+	if status != 503 || !strings.Contains(reply.Message, "credentials unavailable") {
+		t.Fatalf("got %d %+v", status, reply)
+	}
+}
+
+func TestLogsHoldNoSecrets(t *testing.T) {
+	w := newWorld(t)
+	req := request(success("9201"))
+	w.deliver(req)
+	w.tab.ExpireSessions() // force a second sign-in, so its token is in play too
+	w.deliver(request(success("9202")))
+	w.deliver(request(success("9201"), "authorization", "deadbeef"))
+	logs := w.logs.String()
+	if !strings.Contains(logs, `"dbt_run_id":"9201"`) || !strings.Contains(logs, "tableau_job_id") {
+		t.Fatalf("logs lack run and job ids:\n%s", logs)
+	}
+	forbidden := map[string]string{
+		"dbt webhook secret": webhookSecret, "PAT secret": patSecret, "signature": req.Headers["authorization"],
+	}
+	for _, r := range w.tab.Requests() {
+		if tok := r.Header.Get("X-Tableau-Auth"); tok != "" {
+			forbidden["session token "+tok[:4]] = tok
+		}
+	}
+	for what, s := range forbidden {
+		if strings.Contains(logs, s) {
+			t.Errorf("logs contain the %s", what)
+		}
+	}
+}
+
+func TestNewRequiresDependencies(t *testing.T) {
+	if _, err := webhook.New(nil, nil, webhook.Config{}); err == nil {
+		t.Error("New without dependencies succeeded")
+	}
+}
