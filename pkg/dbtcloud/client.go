@@ -63,7 +63,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		baseURL:    base,
 		httpClient: &http.Client{Timeout: defaultHTTPTimeout},
 		logger:     slog.New(slog.DiscardHandler),
-		retry:      DefaultRetryPolicy,
+		retry:      defaultRetryPolicy,
 		sleep:      sleepContext,
 		jitter:     fullJitter,
 	}

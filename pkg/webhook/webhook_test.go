@@ -35,7 +35,9 @@ func TestRejectedBeforeAnythingHappens(t *testing.T) {
 			r.Body = strings.Replace(r.Body, `"123"`, `"456"`, 1)
 			return r
 		}, 401, "invalid signature"},
-		{"signature over another body", func() events.APIGatewayV2HTTPRequest { return request(body, "authorization", request(success("1002")).Headers["authorization"]) }, 401, "invalid signature"},
+		{"signature over another body", func() events.APIGatewayV2HTTPRequest {
+			return request(body, "authorization", request(success("1002")).Headers["authorization"])
+		}, 401, "invalid signature"},
 		{"too large", func() events.APIGatewayV2HTTPRequest {
 			big := append([]byte(`{"pad":"`), make([]byte, webhook.MaxBodyBytes)...)
 			return request(big)
