@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
@@ -86,8 +87,8 @@ type Reply struct {
 
 // Handle is the Lambda handler.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	log := h.cfg.Logger.With("request_id", requestID(ctx, req))
-	status, reply := h.handle(ctx, log, req)
+	ctx = logging.With(ctx, "request_id", requestID(ctx, req))
+	status, reply := h.handle(ctx, h.cfg.Logger, req)
 	body, _ := json.Marshal(reply)
 	return events.APIGatewayV2HTTPResponse{
 		StatusCode: status,

@@ -2,8 +2,13 @@ package webhook_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +16,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
@@ -283,7 +291,8 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	w.deliver(request(success("9202")))
 	w.deliver(request(success("9201"), "authorization", "deadbeef"))
 	logs := w.logs.String()
-	if !strings.Contains(logs, `"dbt_run_id":"9201"`) || !strings.Contains(logs, "tableau_job_id") {
+	if !strings.Contains(logs, `"dbt_run_id":"9201"`) || !strings.Contains(logs, "tableau_job_id") ||
+		!strings.Contains(logs, `"request_id":"`+req.RequestContext.RequestID+`"`) {
 		t.Fatalf("logs lack run and job ids:\n%s", logs)
 	}
 	forbidden := map[string]string{
@@ -304,5 +313,65 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 func TestNewRequiresDependencies(t *testing.T) {
 	if _, err := webhook.New(nil, nil, webhook.Config{}); err == nil {
 		t.Error("New without dependencies succeeded")
+	}
+}
+
+// The sample events in events/ are the documented way to try the function;
+// each must give the answer the README promises.
+func TestSampleEvents(t *testing.T) {
+	d := demo.Start()
+	defer d.Close()
+	env := map[string]string{"WEBHOOK_MAX_EVENT_AGE": "876000h", "IDEMPOTENCY_RETENTION": "876001h"}
+	for k, v := range d.Env {
+		env[k] = v
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg, err := bridge.FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps, err := bridge.Build(context.Background(), cfg, logging.New(io.Discard, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := webhook.New(deps.Secrets, deps.Refresher, webhook.Config{Map: cfg.Map, MaxEventAge: cfg.MaxEventAge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		file    string
+		status  int
+		results string
+	}{
+		{"dbt-run-succeeded.json", 200, "refreshed,refreshed"},
+		{"dbt-run-errored.json", 200, ""},
+		{"dbt-bad-signature.json", 401, ""},
+		// Another run of the same job while the first refreshes are queued.
+		{"dbt-run-succeeded-base64.json", 200, "already_queued,already_queued"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("..", "..", "events", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var req events.APIGatewayV2HTTPRequest
+			if err := json.Unmarshal(data, &req); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := h.Handle(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reply webhook.Reply
+			if err := json.Unmarshal([]byte(resp.Body), &reply); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.status || results(reply) != tt.results {
+				t.Fatalf("got %d %+v, want %d %q", resp.StatusCode, reply, tt.status, tt.results)
+			}
+		})
 	}
 }
