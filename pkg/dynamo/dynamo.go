@@ -5,7 +5,8 @@
 // prefixes, so later kinds of record join the same table:
 //
 //	pk RUN#<dbt run id>              sk TARGET#<target key>   refresh idempotency
-//	pk TABLEAU#SESSION#<key hash>    sk SESSION | LOCK        shared Tableau session
+//	pk TABLEAU#SESSION#<key>         sk SESSION | LOCK        shared Tableau session
+//	pk SCHEDULER#RUNS                sk JOB#<dbt job id>      scheduler's dbt run in flight
 package dynamo
 
 import (
@@ -26,6 +27,7 @@ type API interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
 // Attribute names shared by every kind of item.

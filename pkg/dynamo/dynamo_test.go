@@ -55,3 +55,9 @@ func TestNewRequiresTable(t *testing.T) {
 		t.Error("New with no table name succeeded")
 	}
 }
+
+func TestScheduledRuns(t *testing.T) {
+	statetest.TestScheduledRuns(t, func(t *testing.T, now func() time.Time) state.ScheduledRuns {
+		return newTable(t, now).Runs()
+	})
+}

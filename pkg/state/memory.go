@@ -13,6 +13,7 @@ type Memory struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	records map[Key]Record
+	runs    map[string]ScheduledRun
 }
 
 var _ Idempotency = (*Memory)(nil)
@@ -22,7 +23,7 @@ func NewMemory(now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{now: now, records: make(map[Key]Record)}
+	return &Memory{now: now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun)}
 }
 
 // Begin implements Idempotency.

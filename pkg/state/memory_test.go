@@ -13,3 +13,9 @@ func TestMemory(t *testing.T) {
 		return state.NewMemory(now)
 	})
 }
+
+func TestMemoryRuns(t *testing.T) {
+	statetest.TestScheduledRuns(t, func(_ *testing.T, now func() time.Time) state.ScheduledRuns {
+		return state.NewMemory(now).Runs()
+	})
+}
