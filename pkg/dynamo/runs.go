@@ -22,6 +22,7 @@ const (
 	attrPhase       = "phase"
 	attrRunID       = "dbt_run_id"
 	attrTriggeredAt = "triggered_at"
+	attrTick        = "tick"
 	// Records of runs never settled (the stack was stopped) disappear after
 	// this; a live run is followed long before.
 	runRetention = 7 * 24 * time.Hour
@@ -36,20 +37,24 @@ type Runs struct{ t *Table }
 var _ state.ScheduledRuns = Runs{}
 
 // BeginTrigger implements state.ScheduledRuns.
-func (r Runs) BeginTrigger(ctx context.Context, jobID, owner string, leaseUntil time.Time) error {
+func (r Runs) BeginTrigger(ctx context.Context, jobID, owner, tick string, leaseUntil time.Time) error {
 	now := r.t.now()
 	item := key(runsPK, jobPrefix+jobID)
 	item[attrPhase] = s(state.PhaseTriggering)
+	item[attrTick] = s(tick)
 	item[attrOwner] = s(owner)
 	item[attrLeaseUntil] = n(leaseUntil.UnixMilli())
 	item[attrUpdatedAt] = s(now.UTC().Format(time.RFC3339Nano))
 	item[attrExpiresAt] = n(now.Add(runRetention).Unix())
 	_, err := r.t.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                           aws.String(r.t.name),
-		Item:                                item,
-		ConditionExpression:                 aws.String("attribute_not_exists(#pk) OR (#phase = :triggering AND #lease <= :nowms)"),
-		ExpressionAttributeNames:            map[string]string{"#pk": attrPK, "#phase": attrPhase, "#lease": attrLeaseUntil},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":triggering": s(state.PhaseTriggering), ":nowms": n(now.UnixMilli())},
+		TableName: aws.String(r.t.name),
+		Item:      item,
+		ConditionExpression: aws.String("attribute_not_exists(#pk) OR (#phase = :triggering AND #lease <= :nowms) OR " +
+			"(#phase = :settled AND #tick <> :tick)"),
+		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#phase": attrPhase, "#lease": attrLeaseUntil, "#tick": attrTick},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":triggering": s(state.PhaseTriggering), ":settled": s(state.PhaseSettled), ":nowms": n(now.UnixMilli()), ":tick": s(tick),
+		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if old, failed := conditionFailed(err); failed {
@@ -149,13 +154,17 @@ func (r Runs) List(ctx context.Context) ([]state.ScheduledRun, error) {
 }
 
 // Settle implements state.ScheduledRuns.
-func (r Runs) Settle(ctx context.Context, jobID string, runID int64) (bool, error) {
-	_, err := r.t.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                 aws.String(r.t.name),
-		Key:                       key(runsPK, jobPrefix+jobID),
-		ConditionExpression:       aws.String("#phase = :running AND #run = :run"),
-		ExpressionAttributeNames:  map[string]string{"#phase": attrPhase, "#run": attrRunID},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":running": s(state.PhaseRunning), ":run": n(runID)},
+func (r Runs) Settle(ctx context.Context, jobID string, runID int64, outcome string) (bool, error) {
+	_, err := r.t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(r.t.name),
+		Key:                      key(runsPK, jobPrefix+jobID),
+		UpdateExpression:         aws.String("SET #phase = :settled, #outcome = :outcome, #upd = :upd"),
+		ConditionExpression:      aws.String("#phase = :running AND #run = :run"),
+		ExpressionAttributeNames: map[string]string{"#phase": attrPhase, "#run": attrRunID, "#outcome": attrOutcome, "#upd": attrUpdatedAt},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":running": s(state.PhaseRunning), ":settled": s(state.PhaseSettled), ":run": n(runID),
+			":outcome": s(outcome), ":upd": s(r.t.now().UTC().Format(time.RFC3339Nano)),
+		},
 	})
 	if _, failed := conditionFailed(err); failed {
 		return false, nil
@@ -172,6 +181,8 @@ func decodeRun(item map[string]types.AttributeValue) state.ScheduledRun {
 	run := state.ScheduledRun{
 		JobID:       strings.TrimPrefix(getS(item, attrSK), jobPrefix),
 		Phase:       getS(item, attrPhase),
+		Tick:        getS(item, attrTick),
+		Outcome:     getS(item, attrOutcome),
 		Owner:       getS(item, attrOwner),
 		RunID:       getN(item, attrRunID),
 		TriggeredAt: trig,

@@ -14,6 +14,10 @@ const (
 	PhaseTriggering = "TRIGGERING"
 	// PhaseRunning: the run was triggered and is not settled yet.
 	PhaseRunning = "RUNNING"
+	// PhaseSettled: the run finished and was dealt with. The record stays so
+	// that a retried invocation of the same schedule tick does not trigger
+	// the job again.
+	PhaseSettled = "SETTLED"
 )
 
 // ScheduledRun is a dbt run that the scheduler started and has not settled:
@@ -22,6 +26,11 @@ const (
 type ScheduledRun struct {
 	JobID string
 	Phase string
+	// Tick names the schedule tick (the scheduled time EventBridge passes)
+	// whose invocation triggered the run.
+	Tick string
+	// Outcome is set once SETTLED.
+	Outcome string
 	// Owner holds the trigger lease while TRIGGERING.
 	Owner      string
 	LeaseUntil time.Time
@@ -38,8 +47,11 @@ type LeaseHeldError struct {
 }
 
 func (e *LeaseHeldError) Error() string {
-	if e.Existing.Phase == PhaseRunning {
+	switch e.Existing.Phase {
+	case PhaseRunning:
 		return fmt.Sprintf("dbt job %s has run %d in flight", e.Existing.JobID, e.Existing.RunID)
+	case PhaseSettled:
+		return fmt.Sprintf("dbt job %s already ran for tick %s (run %d, %s)", e.Existing.JobID, e.Existing.Tick, e.Existing.RunID, e.Existing.Outcome)
 	}
 	return fmt.Sprintf("dbt job %s is being triggered by another invocation", e.Existing.JobID)
 }
@@ -47,9 +59,10 @@ func (e *LeaseHeldError) Error() string {
 // ScheduledRuns records the scheduler's runs in flight.
 type ScheduledRuns interface {
 	// BeginTrigger takes the job for owner until leaseUntil, before the run
-	// is triggered. It fails with *LeaseHeldError when a run is in flight or
-	// another owner's lease is live.
-	BeginTrigger(ctx context.Context, jobID, owner string, leaseUntil time.Time) error
+	// is triggered for tick. It fails with *LeaseHeldError when a run is in
+	// flight, another owner's lease is live, or a run for the same tick was
+	// already settled.
+	BeginTrigger(ctx context.Context, jobID, owner, tick string, leaseUntil time.Time) error
 	// Started records the run that owner triggered.
 	Started(ctx context.Context, jobID, owner string, runID int64, at time.Time) error
 	// Abandon drops owner's trigger lease after the trigger failed.
@@ -58,9 +71,10 @@ type ScheduledRuns interface {
 	Get(ctx context.Context, jobID string) (*ScheduledRun, error)
 	// List returns every record, in job id order.
 	List(ctx context.Context) ([]ScheduledRun, error)
-	// Settle removes the record of runID and reports whether this call did
-	// it, so that of two invocations settling one run only one reports it.
-	Settle(ctx context.Context, jobID string, runID int64) (bool, error)
+	// Settle marks runID SETTLED with its outcome and reports whether this
+	// call did it, so that of two invocations settling one run only one
+	// reports it.
+	Settle(ctx context.Context, jobID string, runID int64, outcome string) (bool, error)
 }
 
 // MemoryRuns is ScheduledRuns in memory.
@@ -74,15 +88,27 @@ var _ ScheduledRuns = MemoryRuns{}
 func (m *Memory) Runs() MemoryRuns { return MemoryRuns{m} }
 
 // BeginTrigger implements ScheduledRuns.
-func (r MemoryRuns) BeginTrigger(_ context.Context, jobID, owner string, leaseUntil time.Time) error {
+func (r MemoryRuns) BeginTrigger(_ context.Context, jobID, owner, tick string, leaseUntil time.Time) error {
 	r.m.mu.Lock()
 	defer r.m.mu.Unlock()
 	now := r.m.now()
-	if cur, ok := r.m.runs[jobID]; ok && (cur.Phase == PhaseRunning || now.Before(cur.LeaseUntil)) {
+	if cur, ok := r.m.runs[jobID]; ok && blocksTrigger(cur, tick, now) {
 		return &LeaseHeldError{Existing: cur}
 	}
-	r.m.runs[jobID] = ScheduledRun{JobID: jobID, Phase: PhaseTriggering, Owner: owner, LeaseUntil: leaseUntil, UpdatedAt: now}
+	r.m.runs[jobID] = ScheduledRun{JobID: jobID, Phase: PhaseTriggering, Tick: tick, Owner: owner, LeaseUntil: leaseUntil, UpdatedAt: now}
 	return nil
+}
+
+// blocksTrigger says whether an existing record keeps a new trigger for tick
+// from starting at now.
+func blocksTrigger(cur ScheduledRun, tick string, now time.Time) bool {
+	switch cur.Phase {
+	case PhaseRunning:
+		return true
+	case PhaseSettled:
+		return cur.Tick == tick
+	}
+	return now.Before(cur.LeaseUntil)
 }
 
 // Started implements ScheduledRuns.
@@ -93,7 +119,7 @@ func (r MemoryRuns) Started(_ context.Context, jobID, owner string, runID int64,
 	if !ok || cur.Phase != PhaseTriggering || cur.Owner != owner {
 		return fmt.Errorf("record run %d of dbt job %s: trigger lease no longer held", runID, jobID)
 	}
-	r.m.runs[jobID] = ScheduledRun{JobID: jobID, Phase: PhaseRunning, RunID: runID, TriggeredAt: at, UpdatedAt: r.m.now()}
+	r.m.runs[jobID] = ScheduledRun{JobID: jobID, Phase: PhaseRunning, Tick: cur.Tick, RunID: runID, TriggeredAt: at, UpdatedAt: r.m.now()}
 	return nil
 }
 
@@ -131,11 +157,12 @@ func (r MemoryRuns) List(context.Context) ([]ScheduledRun, error) {
 }
 
 // Settle implements ScheduledRuns.
-func (r MemoryRuns) Settle(_ context.Context, jobID string, runID int64) (bool, error) {
+func (r MemoryRuns) Settle(_ context.Context, jobID string, runID int64, outcome string) (bool, error) {
 	r.m.mu.Lock()
 	defer r.m.mu.Unlock()
 	if cur, ok := r.m.runs[jobID]; ok && cur.Phase == PhaseRunning && cur.RunID == runID {
-		delete(r.m.runs, jobID)
+		cur.Phase, cur.Outcome, cur.UpdatedAt = PhaseSettled, outcome, r.m.now()
+		r.m.runs[jobID] = cur
 		return true, nil
 	}
 	return false, nil
