@@ -254,6 +254,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	target := u.String()
 
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			// Nothing was sent for this attempt, so even a trigger is
+			// unambiguous here.
+			return fmt.Errorf("dbt Cloud API %s %s: %w", method, path, err)
+		}
 		err := c.send(ctx, method, target, path, body, out)
 		if err == nil {
 			return nil
@@ -287,7 +292,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		c.logger.WarnContext(ctx, "dbt Cloud request failed; retrying",
 			"method", method, "path", path, "attempt", attempt, "wait", delay, "error", err)
 		if sleepErr := c.sleep(ctx, delay); sleepErr != nil {
-			return fmt.Errorf("%w (gave up waiting to retry: %v)", err, sleepErr)
+			return fmt.Errorf("%w (gave up waiting to retry: %w)", err, sleepErr)
 		}
 	}
 }
