@@ -1,0 +1,129 @@
+package scheduler_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
+)
+
+var db *dynamodb.Client
+
+func TestMain(m *testing.M) {
+	os.Exit(motoserver.Main(m, func(s *motoserver.Server) {
+		cfg, err := s.AWSConfig(context.Background())
+		if err != nil {
+			panic(err)
+		}
+		db = dynamodb.NewFromConfig(cfg)
+	}))
+}
+
+const (
+	token   = "dbtc_service_token_never_logged"
+	account = 77
+)
+
+// world is a deployment on a simulated clock: dbt Cloud runs last as long as
+// the test says without the test waiting for them.
+type world struct {
+	t      *testing.T
+	clock  *dbtcloudtest.FakeClock
+	dbt    *dbtcloudtest.Server
+	client *dbtcloud.Client
+	tab    *tableautest.Server
+	table  *dynamo.Table
+	ids    map[string]string
+	ref    *refresh.Refresher
+	cfg    scheduler.Config
+	// invocationLimit is each simulated invocation's time limit.
+	invocationLimit time.Duration
+	start           time.Time
+}
+
+var tables atomic.Int64
+
+func newWorld(t *testing.T, jobs func(*dbtcloudtest.Server)) *world {
+	t.Helper()
+	clock := dbtcloudtest.NewFakeClock(time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC))
+	dbt := dbtcloudtest.NewServer(dbtcloudtest.WithAccount(account), dbtcloudtest.WithToken(token), dbtcloudtest.WithClock(clock.Now))
+	t.Cleanup(dbt.Close)
+	jobs(dbt)
+	client, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(dbt.URL()), dbtcloud.WithAccountID(account), dbtcloud.WithToken(token),
+		dbtcloud.WithRetryPolicy(dbtcloud.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tab := tableautest.NewServer(tableautest.WithJobTimings(time.Hour, time.Hour))
+	t.Cleanup(tab.Close)
+	tab.AddPAT("bot", "pat-secret")
+	w := &world{t: t, clock: clock, dbt: dbt, client: client, tab: tab, ids: map[string]string{}, invocationLimit: 14 * time.Minute}
+	w.ids["Sales"] = tab.AddWorkbook("Sales", "Finance")
+	w.ids["Orders"] = tab.AddDatasource("Orders", "Finance")
+	w.ids["Ops"] = tab.AddWorkbook("Ops", "Operations")
+
+	name := fmt.Sprintf("sched-%d", tables.Add(1))
+	if err := dynamo.CreateTable(context.Background(), db, name); err != nil {
+		t.Fatal(err)
+	}
+	if w.table, err = dynamo.New(db, name, clock.Now); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tableau.NewClient(tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table),
+		tableau.WithRetryPolicy(tableau.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := refreshmap.Parse([]byte(`{"jobs":{"123":[{"workbook":"Sales","project":"Finance"},{"datasource":"Orders"}],"456":[{"workbook":"Ops"}],"789":[{"workbook":"Ops"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ref = refresh.New(w.table, func(context.Context) (refresh.Tableau, error) { return tc, nil }, refresh.Options{Now: clock.Now})
+	w.cfg = scheduler.Config{
+		Map:    m,
+		Logger: logging.New(io.Discard, slog.LevelDebug),
+		Now:    clock.Now,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			clock.Advance(d)
+			return ctx.Err()
+		},
+		Deadline: func(context.Context) (time.Time, bool) { return w.start.Add(w.invocationLimit), true },
+	}
+	return w
+}
+
+// invoke runs one invocation on the simulated clock.
+func (w *world) invoke(ev scheduler.Event) (scheduler.Result, error) {
+	w.t.Helper()
+	s, err := scheduler.New(w.client, w.table.Runs(), w.ref, w.cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.start = w.clock.Now()
+	return s.Handle(context.Background(), ev)
+}
+
+func (w *world) refreshes(name string) int { return w.tab.RefreshCount(w.ids[name]) }
+
+func dbtcloudNewClient(url, tok string) (*dbtcloud.Client, error) {
+	return dbtcloud.NewClient(dbtcloud.WithBaseURL(url), dbtcloud.WithAccountID(account), dbtcloud.WithToken(tok),
+		dbtcloud.WithRetryPolicy(dbtcloud.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}))
+}

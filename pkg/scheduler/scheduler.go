@@ -1,0 +1,466 @@
+// Package scheduler runs dbt Cloud jobs on a schedule and refreshes their
+// Tableau targets when they succeed.
+//
+// A dbt run may outlast the invocation that started it, so the run is
+// recorded in the state table and followed by later invocations instead of
+// being started again: each scheduled tick either triggers a job or resumes
+// the run it has in flight, and a frequent follow-up event checks runs in
+// flight without waiting. Refreshes go through the same idempotent code as
+// the webhook path, so a run reported by both paths refreshes each target
+// once.
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+)
+
+// DBT is what the scheduler needs from a dbt Cloud client.
+type DBT interface {
+	TriggerRun(ctx context.Context, jobID int64, req *dbtcloud.TriggerRunRequest) (*dbtcloud.Run, error)
+	GetRun(ctx context.Context, runID int64) (*dbtcloud.Run, error)
+	ListRuns(ctx context.Context, jobID int64, opts *dbtcloud.ListRunsOptions) ([]*dbtcloud.Run, error)
+	CancelRun(ctx context.Context, runID int64) (*dbtcloud.Run, error)
+}
+
+// Event is the scheduled event's input. A tick names the jobs to run; a
+// follow-up ({"follow": true}) only checks the runs in flight.
+type Event struct {
+	Jobs []string `json:"jobs,omitempty"`
+	// ScheduledTime is EventBridge Scheduler's <aws.scheduler.scheduled-time>
+	// for this tick: a retried invocation of the same tick carries the same
+	// value and so does not trigger the jobs again.
+	ScheduledTime string `json:"scheduled_time,omitempty"`
+	Follow        bool   `json:"follow,omitempty"`
+}
+
+// Outcomes of a job in one invocation.
+const (
+	Refreshed         = "refreshed"          // the run succeeded and every target is settled
+	RefreshIncomplete = "refresh_incomplete" // the run succeeded; some targets are to be retried
+	Running           = "running"            // still in flight; a later invocation follows it
+	Failed            = "failed"             // dbt status 20
+	Cancelled         = "cancelled"          // dbt status 30
+	Stuck             = "stuck"              // queued or starting past the limit
+	AlreadyHandled    = "already_handled"    // this tick already ran the job, or another invocation is triggering it
+	Error             = "error"              // dbt Cloud could not be asked
+)
+
+// JobResult is what happened to one job.
+type JobResult struct {
+	JobID   string            `json:"job_id"`
+	RunID   int64             `json:"run_id,omitempty"`
+	Outcome string            `json:"outcome"`
+	Status  string            `json:"dbt_status,omitempty"`
+	Message string            `json:"message,omitempty"`
+	Href    string            `json:"href,omitempty"`
+	Targets []refresh.Outcome `json:"targets,omitempty"`
+}
+
+// Result is the invocation's result.
+type Result struct {
+	Jobs []JobResult `json:"jobs"`
+}
+
+// failed reports whether the outcome is one the invocation must fail for,
+// so that the error alarm and EventBridge's retry and dead-letter queue see it.
+func (r JobResult) failed() bool {
+	switch r.Outcome {
+	case Failed, Cancelled, Stuck, Error, RefreshIncomplete:
+		return true
+	}
+	return false
+}
+
+// Config tunes a Scheduler. Zero values take the defaults.
+type Config struct {
+	Map *refreshmap.Map
+	// PollWindow bounds how long one invocation waits for runs; longer runs
+	// are finished by follow-up invocations. Default 5m.
+	PollWindow time.Duration
+	// Margin is kept free before the Lambda deadline. Default 30s.
+	Margin time.Duration
+	// FirstPoll and MaxPoll shape the backoff between status checks:
+	// FirstPoll, growing by half each time, capped at MaxPoll. Defaults 10s
+	// and 60s.
+	FirstPoll, MaxPoll time.Duration
+	// QueueLimit is how long a run may stay queued or starting before it is
+	// reported as stuck. Default 30m.
+	QueueLimit time.Duration
+	// CancelStuck cancels a stuck run in dbt Cloud as well as reporting it.
+	CancelStuck bool
+	// Cause is the trigger's cause, shown in dbt Cloud.
+	Cause  string
+	Logger *slog.Logger
+	// Now and Sleep are the clock; tests pass a simulated one. Deadline
+	// returns the invocation's deadline (default: the context's).
+	Now      func() time.Time
+	Sleep    func(ctx context.Context, d time.Duration) error
+	Deadline func(ctx context.Context) (time.Time, bool)
+}
+
+// DefaultCause is the cause of the runs the scheduler triggers.
+const DefaultCause = "Scheduled by dbt-tableau-refresh"
+
+// Scheduler handles scheduled events.
+type Scheduler struct {
+	dbt       DBT
+	runs      state.ScheduledRuns
+	refresher *refresh.Refresher
+	cfg       Config
+}
+
+// New returns a Scheduler.
+func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, cfg Config) (*Scheduler, error) {
+	if dbt == nil || runs == nil || r == nil || cfg.Map == nil {
+		return nil, errors.New("scheduler: dbt client, run store, refresher and refresh map are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.PollWindow, 5*time.Minute)
+	def(&cfg.Margin, 30*time.Second)
+	def(&cfg.FirstPoll, 10*time.Second)
+	def(&cfg.MaxPoll, time.Minute)
+	def(&cfg.QueueLimit, 30*time.Minute)
+	if cfg.Cause == "" {
+		cfg.Cause = DefaultCause
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if cfg.Deadline == nil {
+		cfg.Deadline = func(ctx context.Context) (time.Time, bool) { return ctx.Deadline() }
+	}
+	return &Scheduler{dbt: dbt, runs: runs, refresher: r, cfg: cfg}, nil
+}
+
+// Handle is the Lambda handler. Jobs are handled concurrently and
+// independently; the error lists every job that failed.
+func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
+	jobs, err := s.jobsFor(ctx, ev)
+	if err != nil {
+		return Result{}, err
+	}
+	tick := ev.ScheduledTime
+	if tick == "" {
+		// An unscheduled invocation (by hand, or a test) is its own tick.
+		tick = "manual-" + newOwner()
+	}
+	until := s.pollUntil(ctx)
+	res := Result{Jobs: make([]JobResult, len(jobs))}
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res.Jobs[i] = s.job(ctx, job, tick, ev.Follow, until)
+		}()
+	}
+	wg.Wait()
+
+	var failures []string
+	for _, j := range res.Jobs {
+		if j.failed() {
+			failures = append(failures, fmt.Sprintf("job %s run %d: %s: %s", j.JobID, j.RunID, j.Outcome, j.Message))
+		}
+	}
+	if len(failures) > 0 {
+		return res, fmt.Errorf("%d of %d dbt jobs failed: %s", len(failures), len(res.Jobs), strings.Join(failures, "; "))
+	}
+	return res, nil
+}
+
+// jobsFor validates the event and returns the jobs to handle, before any is
+// touched: a bad id must not leave the others half done.
+func (s *Scheduler) jobsFor(ctx context.Context, ev Event) ([]string, error) {
+	if ev.Follow {
+		if len(ev.Jobs) > 0 {
+			return nil, errors.New(`scheduled event: "follow" checks every run in flight; do not list "jobs" with it`)
+		}
+		recs, err := s.runs.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var jobs []string
+		for _, r := range recs {
+			if r.Phase == state.PhaseRunning {
+				jobs = append(jobs, r.JobID)
+			}
+		}
+		return jobs, nil
+	}
+	if len(ev.Jobs) == 0 {
+		return nil, errors.New(`scheduled event: no jobs; want {"jobs": ["<dbt job id>", ...]} or {"follow": true}`)
+	}
+	seen := make(map[string]bool, len(ev.Jobs))
+	for _, j := range ev.Jobs {
+		if _, err := strconv.ParseInt(j, 10, 64); err != nil || strings.HasPrefix(j, "-") || strings.HasPrefix(j, "+") {
+			return nil, fmt.Errorf("scheduled event: dbt job id %q is not a positive integer", j)
+		}
+		if len(s.cfg.Map.Targets(j)) == 0 {
+			return nil, fmt.Errorf("scheduled event: dbt job %s has no Tableau targets in the refresh map", j)
+		}
+		if seen[j] {
+			return nil, fmt.Errorf("scheduled event: dbt job %s is listed twice", j)
+		}
+		seen[j] = true
+	}
+	return ev.Jobs, nil
+}
+
+func (s *Scheduler) pollUntil(ctx context.Context) time.Time {
+	until := s.cfg.Now().Add(s.cfg.PollWindow)
+	if d, ok := s.cfg.Deadline(ctx); ok {
+		if m := d.Add(-s.cfg.Margin); m.Before(until) {
+			until = m
+		}
+	}
+	return until
+}
+
+// job triggers the job or resumes its run in flight, then follows the run.
+func (s *Scheduler) job(ctx context.Context, jobID, tick string, followOnly bool, until time.Time) JobResult {
+	res := JobResult{JobID: jobID}
+	log := s.cfg.Logger.With("dbt_job_id", jobID)
+	rec, err := s.runs.Get(ctx, jobID)
+	if err != nil {
+		return s.errored(ctx, log, res, err)
+	}
+	switch {
+	case rec != nil && rec.Phase == state.PhaseRunning:
+		res.RunID = rec.RunID
+		log.InfoContext(ctx, "resuming dbt run in flight", "dbt_run_id", rec.RunID, "triggered_at", rec.TriggeredAt)
+		return s.follow(ctx, log, res, rec.TriggeredAt, until)
+	case followOnly:
+		res.Outcome, res.Message = AlreadyHandled, "no run in flight"
+		return res
+	}
+	return s.trigger(ctx, log, res, tick, until)
+}
+
+func (s *Scheduler) trigger(ctx context.Context, log *slog.Logger, res JobResult, tick string, until time.Time) JobResult {
+	owner := newOwner()
+	now := s.cfg.Now()
+	err := s.runs.BeginTrigger(ctx, res.JobID, owner, tick, now.Add(2*time.Minute))
+	var held *state.LeaseHeldError
+	switch {
+	case errors.As(err, &held) && held.Existing.Phase == state.PhaseRunning:
+		// Another invocation triggered it between our read and our lease.
+		res.RunID = held.Existing.RunID
+		return s.follow(ctx, log, res, held.Existing.TriggeredAt, until)
+	case errors.As(err, &held):
+		res.RunID, res.Outcome, res.Message = held.Existing.RunID, AlreadyHandled, held.Error()
+		if held.Existing.Phase == state.PhaseSettled && held.Existing.Outcome != Refreshed {
+			// A retried tick repeats the failure it is retrying for, so the
+			// event still ends in the dead-letter queue.
+			res.Outcome, res.Status = held.Existing.Outcome, held.Existing.Outcome
+		}
+		log.InfoContext(ctx, "not triggering", "reason", held.Error())
+		return res
+	case err != nil:
+		return s.errored(ctx, log, res, err)
+	}
+	jobNum, _ := strconv.ParseInt(res.JobID, 10, 64)
+	// The cause is unique to this attempt, so that a run whose trigger reply
+	// was lost can be found again instead of being started twice.
+	cause := fmt.Sprintf("%s (%s)", s.cfg.Cause, owner[:12])
+	run, err := s.dbt.TriggerRun(ctx, jobNum, &dbtcloud.TriggerRunRequest{Cause: cause})
+	if errors.Is(err, dbtcloud.ErrTriggerOutcomeUnknown) {
+		if found, ferr := s.findByCause(ctx, jobNum, cause); ferr == nil && found != nil {
+			log.WarnContext(ctx, "trigger reply lost; found the run by its cause", "dbt_run_id", found.ID)
+			run, err = found, nil
+		}
+	}
+	if err != nil {
+		if aerr := s.runs.Abandon(context.WithoutCancel(ctx), res.JobID, owner); aerr != nil {
+			log.WarnContext(ctx, "could not drop the trigger lease; it lapses in two minutes", "error", aerr)
+		}
+		return s.errored(ctx, log, res, fmt.Errorf("trigger dbt job %s: %w", res.JobID, err))
+	}
+	res.RunID, res.Href = run.ID, run.Href
+	if err := s.runs.Started(context.WithoutCancel(ctx), res.JobID, owner, run.ID, now); err != nil {
+		// The run exists but is not recorded: following it now is still
+		// right; a later tick may start another run of the job.
+		log.ErrorContext(ctx, "could not record the triggered run", "dbt_run_id", run.ID, "error", err)
+	}
+	log.InfoContext(ctx, "triggered dbt run", "dbt_run_id", run.ID, "href", run.Href)
+	return s.follow(ctx, log, res, now, until)
+}
+
+func (s *Scheduler) findByCause(ctx context.Context, jobID int64, cause string) (*dbtcloud.Run, error) {
+	runs, err := s.dbt.ListRuns(ctx, jobID, &dbtcloud.ListRunsOptions{Limit: 10})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if r.Trigger != nil && r.Trigger.Cause == cause {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+// follow polls the run with capped exponential backoff until it ends or the
+// poll window closes.
+func (s *Scheduler) follow(ctx context.Context, log *slog.Logger, res JobResult, triggeredAt, until time.Time) JobResult {
+	log = log.With("dbt_run_id", res.RunID)
+	wait := s.cfg.FirstPoll
+	var lastErr error
+	for {
+		run, err := s.dbt.GetRun(ctx, res.RunID)
+		switch {
+		case err == nil:
+			lastErr = nil
+			res.Status, res.Href = run.Status.String(), run.Href
+			if run.Status.Terminal() {
+				return s.settle(ctx, log, res, run)
+			}
+			if waited := s.cfg.Now().Sub(queuedSince(run, triggeredAt)); notStarted(run.Status) && waited > s.cfg.QueueLimit {
+				return s.stuck(ctx, log, res, waited)
+			}
+		case dbtcloud.Retryable(err):
+			lastErr = err
+			log.WarnContext(ctx, "dbt run status unavailable; will ask again", "error", err)
+		default:
+			return s.errored(ctx, log, res, fmt.Errorf("read dbt run %d: %w", res.RunID, err))
+		}
+		if s.cfg.Now().Add(wait).After(until) {
+			res.Outcome = Running
+			res.Message = "still " + strings.ToLower(res.Status) + "; the next invocation follows it"
+			if lastErr != nil {
+				res.Message = "status unavailable (" + lastErr.Error() + "); the next invocation follows it"
+			}
+			log.InfoContext(ctx, "dbt run outlives this invocation", "dbt_status", res.Status)
+			return res
+		}
+		if err := s.cfg.Sleep(ctx, wait); err != nil {
+			res.Outcome, res.Message = Running, "invocation ending: "+err.Error()
+			return res
+		}
+		wait = min(wait*3/2, s.cfg.MaxPoll)
+	}
+}
+
+func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult, run *dbtcloud.Run) JobResult {
+	if !run.Status.Success() {
+		res.Outcome = Failed
+		if run.Status == dbtcloud.StatusCancelled {
+			res.Outcome = Cancelled
+		}
+		res.Message = run.StatusMessage
+		if res.Message == "" {
+			res.Message = "dbt run " + strings.ToLower(run.Status.String())
+		}
+		settled, err := s.runs.Settle(context.WithoutCancel(ctx), res.JobID, res.RunID, res.Outcome)
+		if err != nil {
+			log.WarnContext(ctx, "could not settle the run record", "error", err)
+		}
+		if settled || err != nil {
+			log.ErrorContext(ctx, "dbt run did not succeed; Tableau not refreshed", "dbt_status", res.Status, "dbt_message", res.Message, "href", run.Href)
+		}
+		return res
+	}
+	targets := s.cfg.Map.Targets(res.JobID)
+	hold := s.cfg.Now().Add(time.Minute)
+	if d, ok := s.cfg.Deadline(ctx); ok {
+		hold = d
+	}
+	res.Targets = s.refresher.Refresh(ctx, refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID}, targets, hold)
+	var unsettled []string
+	for _, o := range res.Targets {
+		if !o.Settled() {
+			unsettled = append(unsettled, o.Name+": "+o.Error)
+		}
+	}
+	if len(unsettled) > 0 {
+		// The record stays RUNNING: the next invocation sees the success
+		// again and retries only these targets.
+		res.Outcome, res.Message = RefreshIncomplete, strings.Join(unsettled, "; ")
+		log.WarnContext(ctx, "dbt run succeeded; some Tableau targets not refreshed yet", "unsettled", len(unsettled))
+		return res
+	}
+	res.Outcome = Refreshed
+	if _, err := s.runs.Settle(context.WithoutCancel(ctx), res.JobID, res.RunID, Refreshed); err != nil {
+		log.WarnContext(ctx, "could not settle the run record", "error", err)
+	}
+	log.InfoContext(ctx, "dbt run succeeded; Tableau targets refreshed", "targets", len(res.Targets))
+	return res
+}
+
+func (s *Scheduler) stuck(ctx context.Context, log *slog.Logger, res JobResult, waited time.Duration) JobResult {
+	res.Outcome = Stuck
+	res.Message = fmt.Sprintf("still %s after %s (limit %s)", strings.ToLower(res.Status), waited.Round(time.Second), s.cfg.QueueLimit)
+	if s.cfg.CancelStuck {
+		if _, err := s.dbt.CancelRun(ctx, res.RunID); err != nil {
+			res.Message += "; cancel failed: " + err.Error()
+		} else {
+			res.Message += "; cancelled"
+		}
+	}
+	settled, err := s.runs.Settle(context.WithoutCancel(ctx), res.JobID, res.RunID, Stuck)
+	if err != nil {
+		log.WarnContext(ctx, "could not settle the run record", "error", err)
+	}
+	if settled || err != nil {
+		log.ErrorContext(ctx, "dbt run stuck before starting", "dbt_status", res.Status, "detail", res.Message)
+	}
+	return res
+}
+
+func (s *Scheduler) errored(ctx context.Context, log *slog.Logger, res JobResult, err error) JobResult {
+	res.Outcome, res.Message = Error, err.Error()
+	log.ErrorContext(ctx, "dbt job not handled", "error", err)
+	return res
+}
+
+func notStarted(st dbtcloud.RunStatus) bool {
+	return st == dbtcloud.StatusQueued || st == dbtcloud.StatusStarting
+}
+
+// queuedSince prefers dbt's own creation time: a resumed run's record may
+// have lost its trigger time.
+func queuedSince(run *dbtcloud.Run, triggeredAt time.Time) time.Time {
+	if !run.CreatedAt.IsZero() {
+		return run.CreatedAt.Time
+	}
+	return triggeredAt
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func newOwner() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
