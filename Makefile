@@ -57,6 +57,7 @@ build-WebhookFunction:
 
 build-SchedulerFunction:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/scheduler
+	cp functions/webhook/refresh-map.json $(ARTIFACTS_DIR)/refresh-map.json
 
 clean:
 	rm -rf .aws-sam

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
@@ -38,6 +41,14 @@ type Config struct {
 	StateTable     string        // STATE_TABLE: "" keeps state in memory (local runs)
 
 	Map *refreshmap.Map // REFRESH_MAP or REFRESH_MAP_FILE
+
+	// The scheduled function's dbt Cloud settings; the token is the secret's
+	// dbt_api_token.
+	DBTCloudURL  string        // DBT_CLOUD_URL, default https://cloud.getdbt.com
+	DBTAccountID int64         // DBT_ACCOUNT_ID
+	PollWindow   time.Duration // POLL_WINDOW: how long one invocation waits for runs, default 5m
+	QueueLimit   time.Duration // QUEUE_LIMIT: a run queued longer is reported as stuck, default 30m
+	CancelStuck  bool          // CANCEL_STUCK: also cancel such a run
 
 	MaxEventAge time.Duration // WEBHOOK_MAX_EVENT_AGE, default 24h
 	Retention   time.Duration // IDEMPOTENCY_RETENTION, default 72h
@@ -67,6 +78,8 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		{"SECRET_CACHE_TTL", &c.SecretCacheTTL, secrets.DefaultTTL},
 		{"WEBHOOK_MAX_EVENT_AGE", &c.MaxEventAge, 24 * time.Hour},
 		{"IDEMPOTENCY_RETENTION", &c.Retention, refresh.DefaultRetention},
+		{"POLL_WINDOW", &c.PollWindow, 5 * time.Minute},
+		{"QUEUE_LIMIT", &c.QueueLimit, 30 * time.Minute},
 	}
 	for _, d := range durations {
 		*d.dst = d.def
@@ -84,6 +97,17 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, got %q", v))
 		}
 	}
+	c.DBTCloudURL = strings.TrimSpace(getenv("DBT_CLOUD_URL"))
+	if v := strings.TrimSpace(getenv("DBT_ACCOUNT_ID")); v != "" {
+		if c.DBTAccountID, err = strconv.ParseInt(v, 10, 64); err != nil || c.DBTAccountID <= 0 {
+			errs = append(errs, fmt.Errorf("DBT_ACCOUNT_ID: want a positive integer, got %q", v))
+		}
+	}
+	if v := strings.TrimSpace(getenv("CANCEL_STUCK")); v != "" {
+		if c.CancelStuck, err = strconv.ParseBool(v); err != nil {
+			errs = append(errs, fmt.Errorf("CANCEL_STUCK: want true or false, got %q", v))
+		}
+	}
 	if c.TableauServerURL == "" {
 		errs = append(errs, errors.New("TABLEAU_SERVER_URL is not set"))
 	}
@@ -98,12 +122,39 @@ func NewLogger(level slog.Level) *slog.Logger {
 	return logging.New(os.Stdout, level)
 }
 
+// Start is what a function's main does first: read the configuration and
+// build Deps. With neither TABLEAU_SERVER_URL nor SECRET_ID set — no real
+// deployment has both unset — it is a local run: it starts the Tableau and
+// dbt Cloud simulators with demo content and fills in the variables the user
+// left unset. stop ends the simulators.
+func Start(ctx context.Context) (deps *Deps, d *demo.Demo, stop func(), err error) {
+	stop = func() {}
+	if os.Getenv("TABLEAU_SERVER_URL") == "" && os.Getenv("SECRET_ID") == "" {
+		d = demo.Start()
+		stop = d.Close
+		d.Apply()
+		fmt.Fprintln(os.Stderr, "TABLEAU_SERVER_URL and SECRET_ID are unset: using the Tableau simulator with demo content at", d.Tableau.URL())
+	}
+	cfg, err := FromEnv(os.Getenv)
+	if err != nil {
+		stop()
+		return nil, nil, func() {}, err
+	}
+	deps, err = Build(ctx, cfg, NewLogger(cfg.LogLevel))
+	if err != nil {
+		stop()
+		return nil, nil, func() {}, err
+	}
+	return deps, d, stop, nil
+}
+
 // Deps are the long-lived parts a function needs, built once per process.
 type Deps struct {
 	Config    *Config
 	Logger    *slog.Logger
 	Secrets   secrets.Source
 	Store     state.Idempotency
+	Runs      state.ScheduledRuns
 	Sessions  tableau.SessionStore
 	Tableau   *Clients
 	Refresher *refresh.Refresher
@@ -130,9 +181,10 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 		if err != nil {
 			return nil, err
 		}
-		d.Store, d.Sessions = tbl, tbl
+		d.Store, d.Runs, d.Sessions = tbl, tbl.Runs(), tbl
 	} else {
-		d.Store, d.Sessions = state.NewMemory(nil), tableau.NewMemorySessionStore()
+		mem := state.NewMemory(nil)
+		d.Store, d.Runs, d.Sessions = mem, mem.Runs(), tableau.NewMemorySessionStore()
 	}
 	d.Tableau = &Clients{cfg: cfg, secrets: d.Secrets, sessions: d.Sessions, logger: logger, opts: opts}
 	d.Refresher = refresh.New(d.Store, func(ctx context.Context) (refresh.Tableau, error) {
@@ -189,4 +241,94 @@ func (c *Clients) Client(ctx context.Context) (*tableau.Client, error) {
 	}
 	c.creds, c.client = *creds, client
 	return client, nil
+}
+
+// DBT returns a dbt Cloud client that follows the secret's dbt_api_token, for
+// the scheduled function. It fails at once, before anything runs, when
+// DBT_ACCOUNT_ID is missing.
+func (d *Deps) DBT(opts ...dbtcloud.Option) (*DBTClients, error) {
+	if d.Config.DBTAccountID == 0 {
+		return nil, errors.New("configuration: DBT_ACCOUNT_ID is not set")
+	}
+	if d.Config.DBTCloudURL != "" {
+		// Checked now so a bad URL fails the deployment, not the first run.
+		if _, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(d.Config.DBTCloudURL), dbtcloud.WithAccountID(1), dbtcloud.WithToken("x")); err != nil {
+			return nil, fmt.Errorf("configuration: DBT_CLOUD_URL: %w", err)
+		}
+	}
+	return &DBTClients{cfg: d.Config, secrets: d.Secrets, logger: d.Logger, opts: opts}, nil
+}
+
+// DBTClients is a dbt Cloud client that rebuilds itself when the token in the
+// secret changes.
+type DBTClients struct {
+	cfg     *Config
+	secrets secrets.Source
+	logger  *slog.Logger
+	opts    []dbtcloud.Option
+
+	mu     sync.Mutex
+	token  string
+	client *dbtcloud.Client
+}
+
+func (c *DBTClients) get(ctx context.Context) (*dbtcloud.Client, error) {
+	creds, err := c.secrets.Credentials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if creds.DBTAPIToken == "" {
+		return nil, errors.New("the credentials have no dbt_api_token (a dbt Cloud service token with job admin rights)")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil && c.token == creds.DBTAPIToken {
+		return c.client, nil
+	}
+	opts := []dbtcloud.Option{dbtcloud.WithAccountID(c.cfg.DBTAccountID), dbtcloud.WithToken(creds.DBTAPIToken), dbtcloud.WithLogger(c.logger)}
+	if c.cfg.DBTCloudURL != "" {
+		opts = append(opts, dbtcloud.WithBaseURL(c.cfg.DBTCloudURL))
+	}
+	client, err := dbtcloud.NewClient(append(opts, c.opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("dbt Cloud client: %w", err)
+	}
+	c.token, c.client = creds.DBTAPIToken, client
+	return client, nil
+}
+
+// TriggerRun implements scheduler.DBT.
+func (c *DBTClients) TriggerRun(ctx context.Context, jobID int64, req *dbtcloud.TriggerRunRequest) (*dbtcloud.Run, error) {
+	client, err := c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return client.TriggerRun(ctx, jobID, req)
+}
+
+// GetRun implements scheduler.DBT.
+func (c *DBTClients) GetRun(ctx context.Context, runID int64) (*dbtcloud.Run, error) {
+	client, err := c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return client.GetRun(ctx, runID)
+}
+
+// ListRuns implements scheduler.DBT.
+func (c *DBTClients) ListRuns(ctx context.Context, jobID int64, opts *dbtcloud.ListRunsOptions) ([]*dbtcloud.Run, error) {
+	client, err := c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return client.ListRuns(ctx, jobID, opts)
+}
+
+// CancelRun implements scheduler.DBT.
+func (c *DBTClients) CancelRun(ctx context.Context, runID int64) (*dbtcloud.Run, error) {
+	client, err := c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return client.CancelRun(ctx, runID)
 }

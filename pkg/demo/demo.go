@@ -6,12 +6,14 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
 )
 
@@ -22,6 +24,7 @@ const (
 	PATName       = "demo-pat"
 	PATSecret     = "demo-pat-secret"
 	JobID         = "123"
+	DBTToken      = "demo-dbt-service-token"
 	Site          = "demo"
 )
 
@@ -32,6 +35,8 @@ const RefreshMap = `{"jobs":{"123":[{"workbook":"Sales Overview","project":"Fina
 // Demo is a running playground.
 type Demo struct {
 	Tableau *tableautest.Server
+	// DBT runs demo job 123 in about ten seconds, for the scheduled function.
+	DBT *dbtcloudtest.Server
 	// Env holds the variables the function should run with; callers set
 	// only those the user has not set.
 	Env map[string]string
@@ -44,9 +49,15 @@ func Start() *Demo {
 	srv.AddWorkbook("Sales Overview", "Finance")
 	srv.AddWorkbook("Sales Overview", "Sandbox")
 	srv.AddDatasource("Orders", "Finance")
+	dbt := dbtcloudtest.NewServer(dbtcloudtest.WithToken(DBTToken))
+	dbt.AddJob(123, "Daily build", dbtcloudtest.RunTimings(2*time.Second, 3*time.Second, 5*time.Second))
 	return &Demo{
 		Tableau: srv,
+		DBT:     dbt,
 		Env: map[string]string{
+			"DBT_CLOUD_URL":      dbt.URL(),
+			"DBT_ACCOUNT_ID":     strconv.FormatInt(dbt.AccountID(), 10),
+			"DBT_API_TOKEN":      DBTToken,
 			"TABLEAU_SERVER_URL": srv.URL(),
 			"TABLEAU_SITE":       Site,
 			"REFRESH_MAP":        RefreshMap,
@@ -70,8 +81,11 @@ func (d *Demo) Apply() {
 	}
 }
 
-// Close stops the simulator.
-func (d *Demo) Close() { d.Tableau.Close() }
+// Close stops the simulators.
+func (d *Demo) Close() {
+	d.Tableau.Close()
+	d.DBT.Close()
+}
 
 // Event returns a job.run.completed payload for a successful run of the demo
 // job, stamped now.
@@ -91,14 +105,18 @@ func Event(runID int64, now time.Time) []byte {
 	return b
 }
 
-// WriteSampleRequest writes a signed sample event to a file in dir and
-// returns a curl command that posts it to addr.
-func WriteSampleRequest(dir, addr, secret string, now time.Time) (string, error) {
+// PrintInstructions tells a newcomer what the demo holds and prints a curl
+// command that posts a freshly signed "run succeeded" event to addr.
+func (d *Demo) PrintInstructions(w io.Writer, addr string) error {
+	now := time.Now()
 	body := Event(now.Unix(), now)
-	path := filepath.Join(dir, "dbt-run-completed.json")
+	path := filepath.Join(os.TempDir(), "dbt-run-completed.json")
 	if err := os.WriteFile(path, body, 0o600); err != nil {
-		return "", fmt.Errorf("write sample event: %w", err)
+		return fmt.Errorf("write sample event: %w", err)
 	}
-	return fmt.Sprintf("curl -sS -X POST http://%s/dbt/webhook -H 'Content-Type: application/json' -H 'Authorization: %s' --data-binary @%s",
-		addr, dbtcloud.SignatureHeader(body, secret), path), nil
+	fmt.Fprintf(w, "Tableau simulator with demo content at %s (site %q): dbt job %s refreshes workbook \"Sales Overview\" (project Finance) and data source \"Orders\".\n",
+		d.Tableau.URL(), Site, JobID)
+	fmt.Fprintf(w, "Send a signed 'run succeeded' event from another terminal:\n\n  curl -sS -X POST http://%s/dbt/webhook -H 'Content-Type: application/json' -H 'Authorization: %s' --data-binary @%s\n\n",
+		addr, dbtcloud.SignatureHeader(body, os.Getenv("DBT_WEBHOOK_SECRET")), path)
+	return nil
 }

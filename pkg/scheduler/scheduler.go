@@ -22,7 +22,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
@@ -159,6 +162,9 @@ func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, cfg Config) (*
 // Handle is the Lambda handler. Jobs are handled concurrently and
 // independently; the error lists every job that failed.
 func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		ctx = logging.With(ctx, "request_id", lc.AwsRequestID)
+	}
 	jobs, err := s.jobsFor(ctx, ev)
 	if err != nil {
 		return Result{}, err

@@ -1,0 +1,256 @@
+package tableau
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Connected-app scopes this package's calls need. Scope names are from
+// https://help.tableau.com/current/online/en-us/connected_apps_scopes.htm.
+const (
+	ScopeContentRead = "tableau:content:read" // find workbooks and data sources
+	ScopeTasksRun    = "tableau:tasks:run"    // Update Workbook Now / Update Data Source Now
+	ScopeJobsRead    = "tableau:jobs:read"    // Query Job
+	ScopeJobsUpdate  = "tableau:jobs:update"  // Cancel Job
+)
+
+// jwtLifetime is how far ahead the JWT's exp lies. Tableau rejects more than
+// 10 minutes; the token is spent at once, so a short life costs nothing and
+// leaves room for clock skew.
+const jwtLifetime = 5 * time.Minute
+
+// DefaultScopes returns the scopes a connected-app JWT carries when
+// ConnectedApp.Scopes is empty: enough to find content, start refreshes and
+// follow their jobs. Webhook management is a site-administrator task done
+// once at setup, usually with a PAT; a connected app that must do it needs
+// the webhook scopes listed in its Scopes explicitly.
+func DefaultScopes() []string {
+	return []string{ScopeContentRead, ScopeTasksRun, ScopeJobsRead}
+}
+
+// ConnectedApp holds the direct-trust connected app settings used to sign
+// JWTs. Username is the Tableau user the app acts as (the JWT's sub).
+//
+// See https://help.tableau.com/current/online/en-us/connected_apps_direct.htm.
+type ConnectedApp struct {
+	ClientID    string
+	SecretID    string
+	SecretValue string
+	Username    string
+	Scopes      []string
+}
+
+func (a ConnectedApp) validate() error {
+	var missing []string
+	for _, f := range []struct{ name, v string }{
+		{"ClientID", a.ClientID}, {"SecretID", a.SecretID}, {"SecretValue", a.SecretValue}, {"Username", a.Username},
+	} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("connected app: %s required", strings.Join(missing, ", "))
+	}
+	for _, s := range a.Scopes {
+		if !strings.HasPrefix(s, "tableau:") || strings.Count(s, ":") != 2 {
+			return fmt.Errorf("connected app: scope %q: want tableau:<resource>:<action>", s)
+		}
+	}
+	return nil
+}
+
+// credentials is one way of signing in.
+type credentials interface {
+	// identity names the credentials without revealing any secret; it keys
+	// the shared session.
+	identity() string
+	// kind is for logs.
+	kind() string
+	// signInBody returns the credentials object of the sign-in request.
+	signInBody(site string, now time.Time) (any, error)
+}
+
+type siteRef struct {
+	ContentURL string `json:"contentUrl"`
+}
+
+type patCredentials struct{ name, secret string }
+
+func (p *patCredentials) identity() string { return "pat=" + p.name }
+func (p *patCredentials) kind() string     { return "personal access token" }
+func (p *patCredentials) signInBody(site string, _ time.Time) (any, error) {
+	return struct {
+		Name   string  `json:"personalAccessTokenName"`
+		Secret string  `json:"personalAccessTokenSecret"`
+		Site   siteRef `json:"site"`
+	}{p.name, p.secret, siteRef{site}}, nil
+}
+
+type jwtCredentials struct{ app ConnectedApp }
+
+func (j *jwtCredentials) identity() string {
+	return "connected-app=" + j.app.ClientID + "/" + j.app.Username
+}
+func (j *jwtCredentials) kind() string { return "connected app" }
+func (j *jwtCredentials) signInBody(site string, now time.Time) (any, error) {
+	tok, err := j.app.jwt(now)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		JWT  string  `json:"jwt"`
+		Site siteRef `json:"site"`
+	}{tok, siteRef{site}}, nil
+}
+
+// jwt builds the HS256 token Tableau's direct trust expects: kid and iss in
+// the header; iss, sub, aud, exp, jti and scp in the claims.
+func (a ConnectedApp) jwt(now time.Time) (string, error) {
+	header := struct {
+		Alg string `json:"alg"`
+		Typ string `json:"typ"`
+		Kid string `json:"kid"`
+		Iss string `json:"iss"`
+	}{"HS256", "JWT", a.SecretID, a.ClientID}
+	claims := struct {
+		Iss string   `json:"iss"`
+		Sub string   `json:"sub"`
+		Aud string   `json:"aud"`
+		Exp int64    `json:"exp"`
+		Jti string   `json:"jti"`
+		Scp []string `json:"scp"`
+	}{a.ClientID, a.Username, "tableau", now.UTC().Add(jwtLifetime).Unix(), newUUID(), a.Scopes}
+	h, err := json.Marshal(header)
+	if err != nil {
+		return "", err
+	}
+	c, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
+	mac := hmac.New(sha256.New, []byte(a.SecretValue))
+	mac.Write([]byte(signing))
+	return signing + "." + enc.EncodeToString(mac.Sum(nil)), nil
+}
+
+// newUUID returns a random (version 4) UUID, unique per JWT so that Tableau's
+// replay check accepts each one.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// signIn starts a new session with the configured credentials. It does not
+// touch the Client's cached or shared session: callers decide that.
+//
+// See https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api_ref_authentication.htm#sign_in.
+func (c *Client) signIn(ctx context.Context) (*Session, error) {
+	if c.creds == nil {
+		return nil, ErrNoCredentials
+	}
+	creds, err := c.creds.signInBody(c.site, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("tableau: sign in to site %q: %w", c.site, err)
+	}
+	var reply struct {
+		Credentials *struct {
+			Token string `json:"token"`
+			Site  struct {
+				ID string `json:"id"`
+			} `json:"site"`
+			User struct {
+				ID string `json:"id"`
+			} `json:"user"`
+		} `json:"credentials"`
+	}
+	r := &request{
+		method: http.MethodPost,
+		path:   "auth/signin",
+		body: struct {
+			Credentials any `json:"credentials"`
+		}{creds},
+		mode:   retryIdempotent, // a repeated sign-in just yields another session
+		out:    &reply,
+		secret: true,
+	}
+	if err := c.send(ctx, r); err != nil {
+		return nil, fmt.Errorf("tableau: sign in to site %q with %s: %w", c.site, c.creds.kind(), err)
+	}
+	if reply.Credentials == nil || reply.Credentials.Token == "" || reply.Credentials.Site.ID == "" {
+		return nil, fmt.Errorf("tableau: sign in to site %q: %w", c.site,
+			&FormatError{StatusCode: http.StatusOK, Method: r.method, Path: "auth/signin",
+				Received: "a reply without a token and site id"})
+	}
+	s := &Session{
+		Token:     reply.Credentials.Token,
+		SiteID:    reply.Credentials.Site.ID,
+		UserID:    reply.Credentials.User.ID,
+		CreatedAt: time.Now().UTC(),
+	}
+	c.logger.InfoContext(ctx, "tableau signed in", "site", c.site, "site_id", s.SiteID,
+		"user_id", s.UserID, "auth", c.creds.kind())
+	return s, nil
+}
+
+// SignIn makes sure the Client has a session now instead of on first use.
+// With a SessionStore it adopts the session another instance stored rather
+// than starting a new one, so it is safe to call from every Lambda instance.
+//
+// See https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api_ref_authentication.htm#sign_in.
+func (c *Client) SignIn(ctx context.Context) error {
+	_, err := c.session(ctx)
+	return err
+}
+
+// SignOut ends the Client's session. With a shared SessionStore this ends the
+// session for every instance that shares it (they will sign in again on their
+// next call), so Lambda handlers should not call it; it is for tools and
+// tests that want to leave nothing behind.
+//
+// See https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api_ref_authentication.htm#sign_out.
+func (c *Client) SignOut(ctx context.Context) error {
+	c.mu.Lock()
+	s := c.sess
+	c.sess = nil
+	c.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	v, err := c.apiVersion(ctx)
+	if err != nil {
+		return err
+	}
+	r := &request{method: http.MethodPost, path: "auth/signout", version: v, mode: retryIdempotent}
+	err = c.exchange(ctx, r, s)
+	if errors.Is(err, ErrUnauthorized) {
+		err = nil // already ended: the goal is reached
+	}
+	if err != nil {
+		return fmt.Errorf("tableau: sign out: %w", err)
+	}
+	if c.store != nil {
+		stored, lerr := c.store.Load(ctx, c.storeKey)
+		if lerr == nil && stored != nil && stored.Token == s.Token {
+			if serr := c.store.Save(ctx, c.storeKey, &Session{}); serr != nil {
+				return &storeError{op: "clear", err: serr}
+			}
+		}
+	}
+	c.logger.InfoContext(ctx, "tableau signed out", "site", c.site)
+	return nil
+}
