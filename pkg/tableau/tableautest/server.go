@@ -86,7 +86,10 @@ type Server struct {
 	deliveries   []Delivery
 	faults       []*Fault
 	latency      time.Duration
-	requests     []Request
+	// reqMu guards requests alone: a request is recorded as its reply
+	// starts, which may be while a handler holds mu.
+	reqMu    sync.Mutex
+	requests []Request
 }
 
 type site struct {
@@ -293,16 +296,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sw := &statusWriter{ResponseWriter: w}
+	// The request is recorded as its status is set, before the reply goes
+	// out, so a client that has its reply always finds its request counted.
+	sw := &statusWriter{ResponseWriter: w, onStatus: func(code int) {
+		rec.Status = code
+		s.record(rec)
+	}}
 	c := &call{w: sw, r: r, body: body, json: wantsJSON(r), version: s.cfg.apiVersion}
 	if err := s.dispatch(c); err != nil {
 		c.fail(err)
 	}
-	rec.Status = sw.status
-	if rec.Status == 0 {
-		rec.Status = http.StatusOK
-	}
-	s.record(rec)
+	sw.setStatus(http.StatusOK) // a handler that wrote nothing answered 200
 }
 
 // sleep waits for d, or reports false if the request or the server ends first.
@@ -368,20 +372,24 @@ func (c *call) decode() (map[string]any, error) {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status   int
+	onStatus func(int)
+}
+
+func (w *statusWriter) setStatus(code int) {
+	if w.status == 0 {
+		w.status = code
+		w.onStatus(code)
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
+	w.setStatus(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
+	w.setStatus(http.StatusOK)
 	return w.ResponseWriter.Write(b)
 }
 
@@ -530,16 +538,16 @@ type Request struct {
 }
 
 func (s *Server) record(r Request) {
-	s.mu.Lock()
+	s.reqMu.Lock()
 	s.requests = append(s.requests, r)
-	s.mu.Unlock()
+	s.reqMu.Unlock()
 }
 
 // Requests returns a copy of every request received since the start or the last
-// ResetRequests, in arrival order of their completion.
+// ResetRequests, in the order their replies started.
 func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
 	out := make([]Request, len(s.requests))
 	for i, r := range s.requests {
 		r.Header = r.Header.Clone()
@@ -552,8 +560,8 @@ func (s *Server) Requests() []Request {
 // Count reports how many recorded requests used method ("" for any) on a path
 // ending in pathSuffix, e.g. Count("POST", "/refresh").
 func (s *Server) Count(method, pathSuffix string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
 	n := 0
 	for _, r := range s.requests {
 		if (method == "" || strings.EqualFold(method, r.Method)) && strings.HasSuffix(r.Path, pathSuffix) {
@@ -565,9 +573,9 @@ func (s *Server) Count(method, pathSuffix string) int {
 
 // ResetRequests forgets the recorded requests.
 func (s *Server) ResetRequests() {
-	s.mu.Lock()
+	s.reqMu.Lock()
 	s.requests = nil
-	s.mu.Unlock()
+	s.reqMu.Unlock()
 }
 
 // newLUID makes a random version-4 UUID, the form of every Tableau LUID.
