@@ -44,7 +44,7 @@ const (
 // world is a deployment on a simulated clock: dbt Cloud runs last as long as
 // the test says without the test waiting for them.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *dbtcloudtest.FakeClock
 	dbt    *dbtcloudtest.Server
 	client *dbtcloud.Client
@@ -60,7 +60,7 @@ type world struct {
 
 var tables atomic.Int64
 
-func newWorld(t *testing.T, jobs func(*dbtcloudtest.Server)) *world {
+func newWorld(t testing.TB, jobs func(*dbtcloudtest.Server)) *world {
 	t.Helper()
 	clock := dbtcloudtest.NewFakeClock(time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC))
 	dbt := dbtcloudtest.NewServer(dbtcloudtest.WithAccount(account), dbtcloudtest.WithToken(token), dbtcloudtest.WithClock(clock.Now))

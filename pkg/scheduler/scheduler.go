@@ -175,6 +175,10 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 		tick = "manual-" + newOwner()
 	}
 	until := s.pollUntil(ctx)
+	if ev.Follow {
+		// A follow-up looks once; the next one is minutes away anyway.
+		until = s.cfg.Now()
+	}
 	res := Result{Jobs: make([]JobResult, len(jobs))}
 	var wg sync.WaitGroup
 	for i, job := range jobs {
