@@ -7,6 +7,8 @@
 //	pk RUN#<dbt run id>              sk TARGET#<target key>   refresh idempotency
 //	pk TABLEAU#SESSION#<key>         sk SESSION | LOCK        shared Tableau session
 //	pk SCHEDULER#RUNS                sk JOB#<dbt job id>      scheduler's dbt run in flight
+//	pk TABLEAU#JOBS                  sk JOB#<tableau job id>  refresh job being followed
+//	pk NOTIFY                        sk <failure key>         notification outbox
 package dynamo
 
 import (

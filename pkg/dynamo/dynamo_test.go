@@ -61,3 +61,11 @@ func TestScheduledRuns(t *testing.T) {
 		return newTable(t, now).Runs()
 	})
 }
+
+func TestTableauJobs(t *testing.T) {
+	statetest.TestTableauJobs(t, func(t *testing.T, now func() time.Time) statetest.Store { return newTable(t, now) })
+}
+
+func TestOutbox(t *testing.T) {
+	statetest.TestOutbox(t, func(t *testing.T, now func() time.Time) statetest.Store { return newTable(t, now) })
+}

@@ -130,27 +130,15 @@ func (r Runs) Get(ctx context.Context, jobID string) (*state.ScheduledRun, error
 
 // List implements state.ScheduledRuns.
 func (r Runs) List(ctx context.Context) ([]state.ScheduledRun, error) {
-	var runs []state.ScheduledRun
-	var start map[string]types.AttributeValue
-	for {
-		out, err := r.t.api.Query(ctx, &dynamodb.QueryInput{
-			TableName:                 aws.String(r.t.name),
-			KeyConditionExpression:    aws.String("#pk = :pk"),
-			ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(runsPK)},
-			ConsistentRead:            aws.Bool(true),
-			ExclusiveStartKey:         start,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list scheduled runs: %w", err)
-		}
-		for _, item := range out.Items {
-			runs = append(runs, decodeRun(item))
-		}
-		if start = out.LastEvaluatedKey; len(start) == 0 {
-			return runs, nil
-		}
+	items, err := r.t.query(ctx, runsPK, "", nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("list scheduled runs: %w", err)
 	}
+	runs := make([]state.ScheduledRun, 0, len(items))
+	for _, item := range items {
+		runs = append(runs, decodeRun(item))
+	}
+	return runs, nil
 }
 
 // Settle implements state.ScheduledRuns.

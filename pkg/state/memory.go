@@ -14,6 +14,10 @@ type Memory struct {
 	now     func() time.Time
 	records map[Key]Record
 	runs    map[string]ScheduledRun
+	jobs    map[string]TableauJob
+	closed  map[string]bool
+	ends    map[Key]TargetSummary
+	outbox  map[string]Notification
 }
 
 var _ Idempotency = (*Memory)(nil)
@@ -23,7 +27,11 @@ func NewMemory(now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{now: now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun)}
+	return &Memory{
+		now: now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
+		jobs: make(map[string]TableauJob), closed: make(map[string]bool), ends: make(map[Key]TargetSummary),
+		outbox: make(map[string]Notification),
+	}
 }
 
 // Begin implements Idempotency.

@@ -19,3 +19,11 @@ func TestMemoryRuns(t *testing.T) {
 		return state.NewMemory(now).Runs()
 	})
 }
+
+func TestMemoryTableauJobs(t *testing.T) {
+	statetest.TestTableauJobs(t, func(_ *testing.T, now func() time.Time) statetest.Store { return state.NewMemory(now) })
+}
+
+func TestMemoryOutbox(t *testing.T) {
+	statetest.TestOutbox(t, func(_ *testing.T, now func() time.Time) statetest.Store { return state.NewMemory(now) })
+}

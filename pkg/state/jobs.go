@@ -1,0 +1,105 @@
+package state
+
+import (
+	"context"
+	"sort"
+	"time"
+)
+
+// Final states of a Tableau refresh job, as recorded on the run's target.
+const (
+	RefreshSucceeded = "succeeded"
+	RefreshFailed    = "failed"
+	RefreshCancelled = "cancelled"
+	RefreshStuck     = "stuck" // not finished within the follow-up limit
+)
+
+// TableauJob is a refresh job we queued and have not seen finish.
+type TableauJob struct {
+	JobID      string
+	Run        Key // the dbt run and target it refreshes
+	DBTJobID   string
+	TargetName string
+	ItemKind   string // "workbook" or "datasource"
+	ItemID     string
+	QueuedAt   time.Time
+}
+
+// TargetSummary is one target of a dbt run as it ended.
+type TargetSummary struct {
+	Record
+	// RefreshState is "" while the Tableau job is open, then one of the
+	// Refresh* states.
+	RefreshState string
+	Notes        string
+	FinishedAt   time.Time
+}
+
+// TableauJobs records open refresh jobs and how they ended.
+type TableauJobs interface {
+	// OpenJob records a queued job. Recording the same job twice is harmless.
+	OpenJob(ctx context.Context, j TableauJob) error
+	// OpenJobs lists the open jobs, oldest first.
+	OpenJobs(ctx context.Context) ([]TableauJob, error)
+	// CloseJob removes an open job and writes its end on the run's target
+	// record. It reports whether this call closed it, so that of two
+	// sources reporting one end (the jobs API and Tableau's webhook) only
+	// one acts on it.
+	CloseJob(ctx context.Context, j TableauJob, state, notes string) (bool, error)
+	// RunSummary returns every target record of a dbt run.
+	RunSummary(ctx context.Context, runID string) ([]TargetSummary, error)
+}
+
+var _ TableauJobs = (*Memory)(nil)
+
+// OpenJob implements TableauJobs.
+func (m *Memory) OpenJob(_ context.Context, j TableauJob) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, closed := m.closed[j.JobID]; !closed {
+		m.jobs[j.JobID] = j
+	}
+	return nil
+}
+
+// OpenJobs implements TableauJobs.
+func (m *Memory) OpenJobs(context.Context) ([]TableauJob, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]TableauJob, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		out = append(out, j)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].QueuedAt.Before(out[b].QueuedAt) })
+	return out, nil
+}
+
+// CloseJob implements TableauJobs.
+func (m *Memory) CloseJob(_ context.Context, j TableauJob, st, notes string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, open := m.jobs[j.JobID]; !open {
+		return false, nil
+	}
+	delete(m.jobs, j.JobID)
+	m.closed[j.JobID] = true
+	m.ends[j.Run] = TargetSummary{RefreshState: st, Notes: notes, FinishedAt: m.now()}
+	return true, nil
+}
+
+// RunSummary implements TableauJobs.
+func (m *Memory) RunSummary(_ context.Context, runID string) ([]TargetSummary, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []TargetSummary
+	for k, r := range m.records {
+		if k.RunID != runID {
+			continue
+		}
+		s := m.ends[k]
+		s.Record = r
+		out = append(out, s)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Target < out[b].Target })
+	return out, nil
+}

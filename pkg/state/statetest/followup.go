@@ -1,0 +1,147 @@
+package statetest
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+)
+
+// Store is what the follow-up needs: refresh claims, open Tableau jobs and
+// the notification outbox, in one table.
+type Store interface {
+	state.Idempotency
+	state.TableauJobs
+	state.Outbox
+}
+
+// TestTableauJobs runs the TableauJobs contract.
+func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time.Time) Store) {
+	ctx := context.Background()
+	c := NewClock()
+	s := newStore(t, c.Now)
+	run := "88001"
+	mk := func(target, job string, age time.Duration) state.TableauJob {
+		k := state.Key{RunID: run, Target: target}
+		if err := s.Begin(ctx, state.Claim{Key: k, Owner: "o", DBTJobID: "123", HoldUntil: c.Now().Add(time.Minute), Retention: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Complete(ctx, k, "o", state.OutcomeRefreshed, job); err != nil {
+			t.Fatal(err)
+		}
+		j := state.TableauJob{JobID: job, Run: k, DBTJobID: "123", TargetName: target, ItemKind: "workbook", ItemID: "item-" + job, QueuedAt: c.Now().Add(-age)}
+		if err := s.OpenJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	a := mk("workbook:name:/A", "job-a", time.Minute)
+	b := mk("workbook:name:/B", "job-b", 2*time.Minute)
+	if err := s.OpenJob(ctx, a); err != nil { // recorded twice: harmless
+		t.Fatal(err)
+	}
+	open, err := s.OpenJobs(ctx)
+	if err != nil || len(open) != 2 || open[0].JobID != "job-b" || open[1].Run != a.Run || open[1].ItemID != "item-job-a" {
+		t.Fatalf("OpenJobs = %+v, %v", open, err)
+	}
+
+	// Two sources report job a's end at once: one closes it.
+	var closed atomic.Int32
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.CloseJob(ctx, a, state.RefreshFailed, "Database login failed")
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				closed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if closed.Load() != 1 {
+		t.Fatalf("CloseJob closed %d times, want 1", closed.Load())
+	}
+	if err := s.OpenJob(ctx, a); err != nil { // a late duplicate record must not reopen it
+		t.Fatal(err)
+	}
+	if ok, err := s.CloseJob(ctx, b, state.RefreshSucceeded, ""); err != nil || !ok {
+		t.Fatalf("CloseJob(b) = %v, %v", ok, err)
+	}
+	if open, err := s.OpenJobs(ctx); err != nil || len(open) != 0 {
+		t.Fatalf("OpenJobs after closing = %+v, %v", open, err)
+	}
+	sum, err := s.RunSummary(ctx, run)
+	if err != nil || len(sum) != 2 {
+		t.Fatalf("RunSummary = %+v, %v", sum, err)
+	}
+	if sum[0].Target != a.Run.Target || sum[0].RefreshState != state.RefreshFailed || sum[0].Notes != "Database login failed" || sum[0].JobID != "job-a" {
+		t.Errorf("summary of A = %+v", sum[0])
+	}
+	if sum[1].RefreshState != state.RefreshSucceeded || sum[1].FinishedAt.IsZero() {
+		t.Errorf("summary of B = %+v", sum[1])
+	}
+}
+
+// TestOutbox runs the Outbox contract.
+func TestOutbox(t *testing.T, newStore func(t *testing.T, clock func() time.Time) Store) {
+	ctx := context.Background()
+	c := NewClock()
+	s := newStore(t, c.Now)
+	n := state.Notification{Key: "tableau-job:job-a", Payload: []byte(`{"kind":"tableau_refresh_failed"}`)}
+	if fresh, err := s.Enqueue(ctx, n); err != nil || !fresh {
+		t.Fatalf("Enqueue = %v, %v", fresh, err)
+	}
+	if fresh, err := s.Enqueue(ctx, n); err != nil || fresh {
+		t.Fatalf("second Enqueue = %v, %v; want a duplicate", fresh, err)
+	}
+	pending, err := s.Pending(ctx, c.Now())
+	if err != nil || len(pending) != 1 || string(pending[0].Payload) != string(n.Payload) {
+		t.Fatalf("Pending = %+v, %v", pending, err)
+	}
+	if ok, err := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); err != nil || !ok {
+		t.Fatalf("Claim = %v, %v", ok, err)
+	}
+	if ok, err := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); err != nil || ok {
+		t.Fatalf("second Claim = %v, %v; want refused while held", ok, err)
+	}
+	if p, _ := s.Pending(ctx, c.Now()); len(p) != 0 {
+		t.Fatalf("a claimed notification is listed as due: %+v", p)
+	}
+	if err := s.Failed(ctx, n.Key, "slack: 503", c.Now().Add(5*time.Minute), false); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(6 * time.Minute)
+	pending, _ = s.Pending(ctx, c.Now())
+	if len(pending) != 1 || pending[0].Attempts != 1 || pending[0].LastError != "slack: 503" {
+		t.Fatalf("Pending after a failure = %+v", pending)
+	}
+	if ok, _ := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); !ok {
+		t.Fatal("retry could not claim")
+	}
+	if err := s.Delivered(ctx, n.Key); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Pending(ctx, c.Now().Add(time.Hour)); len(p) != 0 {
+		t.Fatalf("delivered notification still pending: %+v", p)
+	}
+	if fresh, _ := s.Enqueue(ctx, n); fresh {
+		t.Error("a delivered notification was accepted again")
+	}
+	// Giving up takes it out of the queue for good.
+	g := state.Notification{Key: "dbt-run:9", Payload: []byte("{}")}
+	s.Enqueue(ctx, g)
+	s.Claim(ctx, g.Key, c.Now().Add(time.Minute))
+	if err := s.Failed(ctx, g.Key, "gone", c.Now(), true); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Pending(ctx, c.Now().Add(time.Hour)); len(p) != 0 {
+		t.Fatalf("given-up notification still pending: %+v", p)
+	}
+}
