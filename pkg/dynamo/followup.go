@@ -81,6 +81,18 @@ func (t *Table) OpenJob(ctx context.Context, j state.TableauJob) error {
 	return nil
 }
 
+func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
+	return state.TableauJob{
+		JobID:      strings.TrimPrefix(getS(it, attrSK), jobSKPrefix),
+		Run:        state.Key{RunID: getS(it, attrRunID), Target: getS(it, attrRunTarget)},
+		DBTJobID:   getS(it, attrDBTJob),
+		TargetName: getS(it, attrTargetName),
+		ItemKind:   getS(it, attrItemKind),
+		ItemID:     getS(it, attrItemID),
+		QueuedAt:   getTime(it, attrQueuedAt),
+	}
+}
+
 // OpenJobs implements state.TableauJobs.
 func (t *Table) OpenJobs(ctx context.Context) ([]state.TableauJob, error) {
 	items, err := t.query(ctx, jobsPK, "#phase = :open", map[string]string{"#phase": attrPhase},
@@ -90,18 +102,30 @@ func (t *Table) OpenJobs(ctx context.Context) ([]state.TableauJob, error) {
 	}
 	jobs := make([]state.TableauJob, 0, len(items))
 	for _, it := range items {
-		jobs = append(jobs, state.TableauJob{
-			JobID:      strings.TrimPrefix(getS(it, attrSK), jobSKPrefix),
-			Run:        state.Key{RunID: getS(it, attrRunID), Target: getS(it, attrRunTarget)},
-			DBTJobID:   getS(it, attrDBTJob),
-			TargetName: getS(it, attrTargetName),
-			ItemKind:   getS(it, attrItemKind),
-			ItemID:     getS(it, attrItemID),
-			QueuedAt:   getTime(it, attrQueuedAt),
-		})
+		jobs = append(jobs, decodeJob(it))
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].QueuedAt.Before(jobs[b].QueuedAt) })
 	return jobs, nil
+}
+
+// LatestJob implements state.TableauJobs.
+func (t *Table) LatestJob(ctx context.Context, itemID string) (*state.TableauJob, string, error) {
+	items, err := t.query(ctx, jobsPK, "#item = :item", map[string]string{"#item": attrItemID},
+		map[string]types.AttributeValue{":item": s(itemID)})
+	if err != nil {
+		return nil, "", fmt.Errorf("find Tableau jobs of item %s: %w", itemID, err)
+	}
+	var latest map[string]types.AttributeValue
+	for _, it := range items {
+		if latest == nil || getTime(it, attrQueuedAt).After(getTime(latest, attrQueuedAt)) {
+			latest = it
+		}
+	}
+	if latest == nil {
+		return nil, "", nil
+	}
+	j := decodeJob(latest)
+	return &j, getS(latest, attrRefreshState), nil
 }
 
 // CloseJob implements state.TableauJobs: a conditional update closes the job

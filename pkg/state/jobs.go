@@ -46,6 +46,10 @@ type TableauJobs interface {
 	// sources reporting one end (the jobs API and Tableau's webhook) only
 	// one acts on it.
 	CloseJob(ctx context.Context, j TableauJob, state, notes string) (bool, error)
+	// LatestJob returns the most recently queued job for a Tableau item,
+	// open or closed, with its end state ("" while open), or nil. A Tableau
+	// webhook names the item, not the job.
+	LatestJob(ctx context.Context, itemID string) (*TableauJob, string, error)
 	// RunSummary returns every target record of a dbt run.
 	RunSummary(ctx context.Context, runID string) ([]TargetSummary, error)
 }
@@ -56,10 +60,27 @@ var _ TableauJobs = (*Memory)(nil)
 func (m *Memory) OpenJob(_ context.Context, j TableauJob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, closed := m.closed[j.JobID]; !closed {
+	if _, known := m.allJobs[j.JobID]; !known {
 		m.jobs[j.JobID] = j
+		m.allJobs[j.JobID] = j
 	}
 	return nil
+}
+
+// LatestJob implements TableauJobs.
+func (m *Memory) LatestJob(_ context.Context, itemID string) (*TableauJob, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var latest *TableauJob
+	for _, j := range m.allJobs {
+		if j.ItemID == itemID && (latest == nil || j.QueuedAt.After(latest.QueuedAt)) {
+			latest = &j
+		}
+	}
+	if latest == nil {
+		return nil, "", nil
+	}
+	return latest, m.closed[latest.JobID], nil
 }
 
 // OpenJobs implements TableauJobs.
@@ -82,7 +103,7 @@ func (m *Memory) CloseJob(_ context.Context, j TableauJob, st, notes string) (bo
 		return false, nil
 	}
 	delete(m.jobs, j.JobID)
-	m.closed[j.JobID] = true
+	m.closed[j.JobID] = st
 	m.ends[j.Run] = TargetSummary{RefreshState: st, Notes: notes, FinishedAt: m.now()}
 	return true, nil
 }

@@ -14,8 +14,9 @@ type Memory struct {
 	now     func() time.Time
 	records map[Key]Record
 	runs    map[string]ScheduledRun
-	jobs    map[string]TableauJob
-	closed  map[string]bool
+	jobs    map[string]TableauJob // open
+	allJobs map[string]TableauJob
+	closed  map[string]string // job id -> end state
 	ends    map[Key]TargetSummary
 	outbox  map[string]Notification
 }
@@ -29,7 +30,7 @@ func NewMemory(now func() time.Time) *Memory {
 	}
 	return &Memory{
 		now: now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
-		jobs: make(map[string]TableauJob), closed: make(map[string]bool), ends: make(map[Key]TargetSummary),
+		jobs: make(map[string]TableauJob), allJobs: make(map[string]TableauJob), closed: make(map[string]string), ends: make(map[Key]TargetSummary),
 		outbox: make(map[string]Notification),
 	}
 }

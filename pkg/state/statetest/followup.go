@@ -77,15 +77,35 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	if open, err := s.OpenJobs(ctx); err != nil || len(open) != 0 {
 		t.Fatalf("OpenJobs after closing = %+v, %v", open, err)
 	}
+	latest, end, err := s.LatestJob(ctx, "item-job-a")
+	if err != nil || latest == nil || latest.JobID != "job-a" || end != state.RefreshFailed || latest.Run != a.Run {
+		t.Fatalf("LatestJob(item of a) = %+v, %q, %v", latest, end, err)
+	}
+	c2 := mk("workbook:name:/A2", "job-a2", 0)
+	c2.ItemID = "item-job-a"
+	if err := s.OpenJob(ctx, state.TableauJob{JobID: "job-a3", Run: c2.Run, ItemID: "item-job-a", QueuedAt: c.Now().Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if latest, end, err := s.LatestJob(ctx, "item-job-a"); err != nil || latest == nil || latest.JobID != "job-a3" || end != "" {
+		t.Fatalf("LatestJob after a newer job = %+v, %q, %v", latest, end, err)
+	}
+	if latest, _, err := s.LatestJob(ctx, "no-such-item"); err != nil || latest != nil {
+		t.Fatalf("LatestJob(unknown) = %+v, %v", latest, err)
+	}
+	for _, j := range []string{"job-a2", "job-a3"} {
+		if _, err := s.CloseJob(ctx, state.TableauJob{JobID: j, Run: c2.Run}, state.RefreshSucceeded, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sum, err := s.RunSummary(ctx, run)
-	if err != nil || len(sum) != 2 {
+	if err != nil || len(sum) != 3 {
 		t.Fatalf("RunSummary = %+v, %v", sum, err)
 	}
 	if sum[0].Target != a.Run.Target || sum[0].RefreshState != state.RefreshFailed || sum[0].Notes != "Database login failed" || sum[0].JobID != "job-a" {
 		t.Errorf("summary of A = %+v", sum[0])
 	}
-	if sum[1].RefreshState != state.RefreshSucceeded || sum[1].FinishedAt.IsZero() {
-		t.Errorf("summary of B = %+v", sum[1])
+	if sum[2].RefreshState != state.RefreshSucceeded || sum[2].FinishedAt.IsZero() || sum[2].Target != b.Run.Target {
+		t.Errorf("summary of B = %+v", sum[2])
 	}
 }
 
