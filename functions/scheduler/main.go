@@ -45,6 +45,7 @@ func run() error {
 	cfg := deps.Config
 	s, err := scheduler.New(dbt, deps.Runs, deps.Refresher, scheduler.Config{
 		Map: cfg.Map, PollWindow: cfg.PollWindow, QueueLimit: cfg.QueueLimit, CancelStuck: cfg.CancelStuck, Logger: deps.Logger,
+		Alerts: deps.Alerts, Follower: deps.Tracker,
 	})
 	if err != nil {
 		return err

@@ -47,10 +47,15 @@ func run() error {
 		return err
 	}
 	defer stop()
-	h, err := webhook.New(deps.Secrets, deps.Refresher, webhook.Config{Map: deps.Config.Map, MaxEventAge: deps.Config.MaxEventAge, Logger: deps.Logger})
+	dbtHook, err := webhook.New(deps.Secrets, deps.Refresher, webhook.Config{Map: deps.Config.Map, MaxEventAge: deps.Config.MaxEventAge, Logger: deps.Logger})
 	if err != nil {
 		return err
 	}
+	tableauHook, err := webhook.NewTableau(deps.Secrets, deps.Store, deps.Tracker, deps.Logger)
+	if err != nil {
+		return err
+	}
+	h := webhook.Router{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}
 	switch {
 	case os.Getenv("AWS_LAMBDA_RUNTIME_API") != "":
 		lambda.Start(h.Handle)
@@ -58,7 +63,7 @@ func run() error {
 	case *event != "":
 		return localrun.Invoke(ctx, *event, 12*time.Second, h.Handle, os.Stdout)
 	}
-	srv := &localrun.Server{Handler: h.Handle, Routes: []string{webhook.Route}, Timeout: 12 * time.Second, Logger: deps.Logger}
+	srv := &localrun.Server{Handler: h.Handle, Routes: h.Routes(), Timeout: 12 * time.Second, Logger: deps.Logger}
 	if d != nil {
 		if err := d.PrintInstructions(os.Stderr, *listen); err != nil {
 			return err

@@ -18,11 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
@@ -49,6 +52,11 @@ type Config struct {
 	PollWindow   time.Duration // POLL_WINDOW: how long one invocation waits for runs, default 5m
 	QueueLimit   time.Duration // QUEUE_LIMIT: a run queued longer is reported as stuck, default 30m
 	CancelStuck  bool          // CANCEL_STUCK: also cancel such a run
+
+	// Closing the loop.
+	NotifyTopicARN string        // NOTIFY_TOPIC_ARN: SNS topic for failure messages
+	NotifySuccess  bool          // NOTIFY_SUCCESS: also send a message when a refresh succeeds
+	JobLimit       time.Duration // JOB_LIMIT: a Tableau refresh job unfinished after this is reported, default 2h
 
 	MaxEventAge time.Duration // WEBHOOK_MAX_EVENT_AGE, default 24h
 	Retention   time.Duration // IDEMPOTENCY_RETENTION, default 72h
@@ -80,6 +88,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		{"IDEMPOTENCY_RETENTION", &c.Retention, refresh.DefaultRetention},
 		{"POLL_WINDOW", &c.PollWindow, 5 * time.Minute},
 		{"QUEUE_LIMIT", &c.QueueLimit, 30 * time.Minute},
+		{"JOB_LIMIT", &c.JobLimit, 2 * time.Hour},
 	}
 	for _, d := range durations {
 		*d.dst = d.def
@@ -103,11 +112,17 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("DBT_ACCOUNT_ID: want a positive integer, got %q", v))
 		}
 	}
-	if v := strings.TrimSpace(getenv("CANCEL_STUCK")); v != "" {
-		if c.CancelStuck, err = strconv.ParseBool(v); err != nil {
-			errs = append(errs, fmt.Errorf("CANCEL_STUCK: want true or false, got %q", v))
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"CANCEL_STUCK", &c.CancelStuck}, {"NOTIFY_SUCCESS", &c.NotifySuccess}} {
+		if v := strings.TrimSpace(getenv(b.name)); v != "" {
+			if *b.dst, err = strconv.ParseBool(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", b.name, v))
+			}
 		}
 	}
+	c.NotifyTopicARN = strings.TrimSpace(getenv("NOTIFY_TOPIC_ARN"))
 	if c.TableauServerURL == "" {
 		errs = append(errs, errors.New("TABLEAU_SERVER_URL is not set"))
 	}
@@ -155,9 +170,13 @@ type Deps struct {
 	Secrets   secrets.Source
 	Store     state.Idempotency
 	Runs      state.ScheduledRuns
+	Jobs      state.TableauJobs
+	Outbox    state.Outbox
 	Sessions  tableau.SessionStore
 	Tableau   *Clients
 	Refresher *refresh.Refresher
+	Alerts    *followup.Alerts
+	Tracker   *followup.Tracker
 }
 
 // Build makes Deps. It does no network I/O, so cold starts stay short: the
@@ -165,7 +184,7 @@ type Deps struct {
 func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tableau.Option) (*Deps, error) {
 	d := &Deps{Config: cfg, Logger: logger}
 	var awsCfg aws.Config
-	if cfg.SecretID != "" || cfg.StateTable != "" {
+	if cfg.SecretID != "" || cfg.StateTable != "" || cfg.NotifyTopicARN != "" {
 		var err error
 		if awsCfg, err = config.LoadDefaultConfig(ctx); err != nil {
 			return nil, fmt.Errorf("load AWS configuration: %w", err)
@@ -181,16 +200,63 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 		if err != nil {
 			return nil, err
 		}
-		d.Store, d.Runs, d.Sessions = tbl, tbl.Runs(), tbl
+		d.Store, d.Runs, d.Jobs, d.Outbox, d.Sessions = tbl, tbl.Runs(), tbl, tbl, tbl
 	} else {
 		mem := state.NewMemory(nil)
-		d.Store, d.Runs, d.Sessions = mem, mem.Runs(), tableau.NewMemorySessionStore()
+		d.Store, d.Runs, d.Jobs, d.Outbox, d.Sessions = mem, mem.Runs(), mem, mem, tableau.NewMemorySessionStore()
 	}
 	d.Tableau = &Clients{cfg: cfg, secrets: d.Secrets, sessions: d.Sessions, logger: logger, opts: opts}
+
+	channels := map[string]followup.Notifier{"slack": &slackChannel{secrets: d.Secrets, logger: logger}}
+	if cfg.NotifyTopicARN != "" {
+		sn, err := notify.NewSNS(sns.NewFromConfig(awsCfg), cfg.NotifyTopicARN)
+		if err != nil {
+			return nil, fmt.Errorf("configuration: NOTIFY_TOPIC_ARN: %w", err)
+		}
+		channels["sns"] = sn
+	}
+	d.Alerts = followup.NewAlerts(d.Outbox, channels, followup.AlertOptions{NotifySuccess: cfg.NotifySuccess, Logger: logger})
 	d.Refresher = refresh.New(d.Store, func(ctx context.Context) (refresh.Tableau, error) {
 		return d.Tableau.Client(ctx)
-	}, refresh.Options{Retention: cfg.Retention, Logger: logger})
+	}, refresh.Options{Retention: cfg.Retention, Jobs: d.Jobs, Alerts: d.Alerts, Logger: logger})
+	d.Tracker = followup.NewTracker(d.Jobs, func(ctx context.Context) (followup.Tableau, error) {
+		return d.Tableau.Client(ctx)
+	}, d.Alerts, followup.TrackerOptions{JobLimit: cfg.JobLimit, Logger: logger})
 	return d, nil
+}
+
+// slackChannel posts to the Slack webhook named in the secret, which may
+// change or be absent; absent, it logs the message at error level instead,
+// so that a failure is never silent.
+type slackChannel struct {
+	secrets secrets.Source
+	logger  *slog.Logger
+
+	mu    sync.Mutex
+	url   string
+	slack *notify.Slack
+}
+
+func (c *slackChannel) Notify(ctx context.Context, m notify.Message) error {
+	creds, err := c.secrets.Credentials(ctx)
+	if err != nil {
+		return err
+	}
+	if creds.SlackWebhookURL == "" {
+		return notify.LogNotifier{Logger: c.logger}.Notify(ctx, m)
+	}
+	c.mu.Lock()
+	if c.slack == nil || c.url != creds.SlackWebhookURL {
+		s, err := notify.NewSlack(creds.SlackWebhookURL, notify.WithLogger(c.logger))
+		if err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("slack_webhook_url in the secret: %w", err)
+		}
+		c.url, c.slack = creds.SlackWebhookURL, s
+	}
+	s := c.slack
+	c.mu.Unlock()
+	return s.Notify(ctx, m)
 }
 
 // Clients keeps one Tableau client for the current credentials, so that a

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
@@ -57,9 +58,16 @@ type Run struct {
 	DBTJobID string
 }
 
+// Alerter raises a notification once per key.
+type Alerter interface {
+	Raise(ctx context.Context, key string, m notify.Message) error
+}
+
 // Refresher refreshes targets idempotently.
 type Refresher struct {
 	store     state.Idempotency
+	jobs      state.TableauJobs
+	alerts    Alerter
 	tableau   func(context.Context) (Tableau, error)
 	retention time.Duration
 	logger    *slog.Logger
@@ -76,8 +84,14 @@ type Options struct {
 	// NameTTL is how long a name's LUID is remembered, so that a warm
 	// function refreshes without searching. Zero means 10 minutes.
 	NameTTL time.Duration
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Jobs, when set, records each queued Tableau job so that it is
+	// followed to its end.
+	Jobs state.TableauJobs
+	// Alerts, when set, hears of refreshes that could not be queued for a
+	// reason no retry fixes.
+	Alerts Alerter
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // DefaultRetention keeps records three days: longer than the default 24 h
@@ -100,7 +114,7 @@ func New(store state.Idempotency, client func(context.Context) (Tableau, error),
 		o.Now = time.Now
 	}
 	return &Refresher{
-		store: store, tableau: client, retention: o.Retention, logger: o.Logger, now: o.Now,
+		store: store, jobs: o.Jobs, alerts: o.Alerts, tableau: client, retention: o.Retention, logger: o.Logger, now: o.Now,
 		ids: &idCache{ttl: o.NameTTL, now: o.Now, m: make(map[string]idEntry)},
 	}
 }
@@ -158,16 +172,25 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 		o.Result, o.Error, o.Retryable = Failed, err.Error(), tableau.Retryable(err)
 		// A release must outlive a cancelled ctx, or the claim would block
 		// retries until it lapses.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if rerr := r.store.Release(rctx, key, owner); rerr != nil {
 			log.WarnContext(ctx, "release failed; the claim lapses at its deadline", "error", rerr)
 		}
-		level := slog.LevelError
 		if o.Retryable {
-			level = slog.LevelWarn
+			log.WarnContext(ctx, "refresh failed; a retry may succeed", "error", err)
+			return o
 		}
-		log.Log(ctx, level, "refresh failed", "error", err, "retryable", o.Retryable)
+		log.ErrorContext(ctx, "refresh failed", "error", err)
+		if r.alerts != nil {
+			m := notify.Message{
+				Kind: notify.KindTableauRefreshNotQueued, DBTJobID: run.DBTJobID, DBTRunID: run.RunID,
+				TableauItemKind: string(t.Kind), TableauItemName: t.String(), TableauItemID: itemID, Reason: err.Error(), At: r.now(),
+			}
+			if aerr := r.alerts.Raise(rctx, "not-queued:"+run.RunID+":"+t.Key(), m); aerr != nil {
+				log.WarnContext(ctx, "notification pending", "error", aerr)
+			}
+		}
 		return o
 	}
 
@@ -184,6 +207,12 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 		// Tableau has the refresh; a lost record can only cause a repeat that
 		// Tableau itself refuses with 409093 while the job is queued.
 		log.WarnContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", o.JobID)
+	}
+	if r.jobs != nil && o.JobID != "" {
+		j := state.TableauJob{JobID: o.JobID, Run: key, DBTJobID: run.DBTJobID, TargetName: t.String(), ItemKind: string(t.Kind), ItemID: itemID, QueuedAt: r.now()}
+		if err := r.jobs.OpenJob(cctx, j); err != nil {
+			log.WarnContext(ctx, "could not record the job to follow", "error", err, "tableau_job_id", o.JobID)
+		}
 	}
 	log.InfoContext(ctx, "refresh queued", "result", o.Result, "tableau_job_id", o.JobID, "item_id", itemID)
 	return o

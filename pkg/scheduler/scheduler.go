@@ -25,7 +25,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
@@ -76,6 +78,8 @@ type JobResult struct {
 // Result is the invocation's result.
 type Result struct {
 	Jobs []JobResult `json:"jobs"`
+	// Tableau is what a follow-up saw of the Tableau refresh jobs.
+	Tableau *followup.FollowResult `json:"tableau,omitempty"`
 }
 
 // failed reports whether the outcome is one the invocation must fail for,
@@ -106,7 +110,14 @@ type Config struct {
 	// CancelStuck cancels a stuck run in dbt Cloud as well as reporting it.
 	CancelStuck bool
 	// Cause is the trigger's cause, shown in dbt Cloud.
-	Cause  string
+	Cause string
+	// Alerts, when set, hears of failed, cancelled and stuck runs.
+	Alerts refresh.Alerter
+	// Follower, when set, runs on follow-up events after the dbt runs are
+	// checked: it follows the Tableau refresh jobs.
+	Follower interface {
+		Follow(ctx context.Context) (followup.FollowResult, error)
+	}
 	Logger *slog.Logger
 	// Now and Sleep are the clock; tests pass a simulated one. Deadline
 	// returns the invocation's deadline (default: the context's).
@@ -196,10 +207,18 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 			failures = append(failures, fmt.Sprintf("job %s run %d: %s: %s", j.JobID, j.RunID, j.Outcome, j.Message))
 		}
 	}
+	var errs []error
 	if len(failures) > 0 {
-		return res, fmt.Errorf("%d of %d dbt jobs failed: %s", len(failures), len(res.Jobs), strings.Join(failures, "; "))
+		errs = append(errs, fmt.Errorf("%d of %d dbt jobs failed: %s", len(failures), len(res.Jobs), strings.Join(failures, "; ")))
 	}
-	return res, nil
+	if ev.Follow && s.cfg.Follower != nil {
+		fr, err := s.cfg.Follower.Follow(ctx)
+		res.Tableau = &fr
+		if err != nil {
+			errs = append(errs, fmt.Errorf("follow Tableau refresh jobs: %w", err))
+		}
+	}
+	return res, errors.Join(errs...)
 }
 
 // jobsFor validates the event and returns the jobs to handle, before any is
@@ -389,6 +408,11 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 		}
 		if settled || err != nil {
 			log.ErrorContext(ctx, "dbt run did not succeed; Tableau not refreshed", "dbt_status", res.Status, "dbt_message", res.Message, "href", run.Href)
+			kind := notify.KindDBTRunFailed
+			if res.Outcome == Cancelled {
+				kind = notify.KindDBTRunCancelled
+			}
+			s.alert(ctx, log, res, kind)
 		}
 		return res
 	}
@@ -435,8 +459,23 @@ func (s *Scheduler) stuck(ctx context.Context, log *slog.Logger, res JobResult, 
 	}
 	if settled || err != nil {
 		log.ErrorContext(ctx, "dbt run stuck before starting", "dbt_status", res.Status, "detail", res.Message)
+		s.alert(ctx, log, res, notify.KindDBTRunStuck)
 	}
 	return res
+}
+
+// alert raises a run's failure once, keyed by the run.
+func (s *Scheduler) alert(ctx context.Context, log *slog.Logger, res JobResult, kind notify.Kind) {
+	if s.cfg.Alerts == nil {
+		return
+	}
+	m := notify.Message{
+		Kind: kind, DBTJobID: res.JobID, DBTRunID: strconv.FormatInt(res.RunID, 10), DBTRunURL: res.Href,
+		Reason: res.Message, At: s.cfg.Now(),
+	}
+	if err := s.cfg.Alerts.Raise(context.WithoutCancel(ctx), "dbt-run:"+m.DBTRunID, m); err != nil {
+		log.WarnContext(ctx, "notification pending", "error", err)
+	}
 }
 
 func (s *Scheduler) errored(ctx context.Context, log *slog.Logger, res JobResult, err error) JobResult {

@@ -159,7 +159,10 @@ func (w *Webhook) validate(forCreate bool) error {
 	}
 	if w.Destination != nil || forCreate {
 		u, err := url.Parse(w.URL())
-		if err != nil || u.Scheme != "https" || u.Host == "" {
+		// Loopback http is let through for simulators and local receivers;
+		// a real Tableau refuses it on its own.
+		localHTTP := err == nil && u.Scheme == "http" && isLoopback(u.Hostname())
+		if err != nil || (u.Scheme != "https" && !localHTTP) || u.Host == "" {
 			// Tableau refuses anything else; saying so here is clearer.
 			return fmt.Errorf("webhook destination %q: Tableau requires an https URL", w.URL())
 		}

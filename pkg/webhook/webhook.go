@@ -1,13 +1,14 @@
-// Package webhook answers dbt Cloud's job webhooks delivered through an API
-// Gateway HTTP API (payload format 2.0): it verifies the signature, ignores
-// anything but a successful run, and refreshes the run's Tableau targets
-// exactly once, inside dbt's 10 second delivery timeout.
+// Package webhook answers the webhooks the bridge receives through its API
+// Gateway HTTP API (payload format 2.0). For dbt Cloud's job events it
+// verifies the signature, ignores anything but a successful run, and
+// refreshes the run's Tableau targets exactly once, inside dbt's 10 second
+// delivery timeout. Tableau's refresh events, on a route protected by a
+// secret token, close the loop on the refreshes.
 package webhook
 
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,19 +90,14 @@ type Reply struct {
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ctx = logging.With(ctx, "request_id", requestID(ctx, req))
 	status, reply := h.handle(ctx, h.cfg.Logger, req)
-	body, _ := json.Marshal(reply)
-	return events.APIGatewayV2HTTPResponse{
-		StatusCode: status,
-		Headers:    map[string]string{"Content-Type": "application/json"},
-		Body:       string(body),
-	}, nil
+	return respond(status, reply), nil
 }
 
 func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGatewayV2HTTPRequest) (int, Reply) {
 	if m := req.RequestContext.HTTP.Method; m != "" && m != http.MethodPost {
 		return http.StatusMethodNotAllowed, Reply{Message: "method " + m + " not allowed: dbt Cloud webhooks are POSTed"}
 	}
-	body, err := rawBody(req)
+	body, err := decodeBody(req, MaxBodyBytes)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, errTooLarge) {
@@ -198,24 +194,27 @@ func (h *Handler) deadline(ctx context.Context) (time.Time, context.Context, con
 	return hold, rctx, cancel
 }
 
-var errTooLarge = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
+var errTooLarge = errors.New("body too large")
 
-func rawBody(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
+// decodeBody returns the raw body, base64-decoded when API Gateway encoded
+// it, refusing more than max bytes.
+func decodeBody(req events.APIGatewayV2HTTPRequest, max int) ([]byte, error) {
+	tooLarge := fmt.Errorf("body larger than %d bytes: %w", max, errTooLarge)
 	if !req.IsBase64Encoded {
-		if len(req.Body) > MaxBodyBytes {
-			return nil, errTooLarge
+		if len(req.Body) > max {
+			return nil, tooLarge
 		}
 		return []byte(req.Body), nil
 	}
-	if base64.StdEncoding.DecodedLen(len(req.Body)) > MaxBodyBytes+2 {
-		return nil, errTooLarge
+	if base64.StdEncoding.DecodedLen(len(req.Body)) > max+2 {
+		return nil, tooLarge
 	}
 	b, err := base64.StdEncoding.DecodeString(req.Body)
 	if err != nil {
 		return nil, errors.New("body is marked base64 but is not valid base64")
 	}
-	if len(b) > MaxBodyBytes {
-		return nil, errTooLarge
+	if len(b) > max {
+		return nil, tooLarge
 	}
 	return b, nil
 }

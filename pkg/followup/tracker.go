@@ -1,0 +1,269 @@
+package followup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
+)
+
+// Tableau is what the tracker asks Tableau.
+type Tableau interface {
+	Job(ctx context.Context, id string) (*tableau.Job, error)
+	Workbook(ctx context.Context, id string) (*tableau.Workbook, error)
+	Datasource(ctx context.Context, id string) (*tableau.Datasource, error)
+}
+
+// Tracker follows the refresh jobs we queued until they end.
+type Tracker struct {
+	jobs    state.TableauJobs
+	tableau func(context.Context) (Tableau, error)
+	alerts  *Alerts
+	limit   time.Duration
+	logger  *slog.Logger
+	now     func() time.Time
+}
+
+// TrackerOptions configure a Tracker.
+type TrackerOptions struct {
+	// JobLimit is how long a refresh job may stay unfinished before it is
+	// reported as stuck. Default 2h.
+	JobLimit time.Duration
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// NewTracker returns a Tracker.
+func NewTracker(jobs state.TableauJobs, client func(context.Context) (Tableau, error), alerts *Alerts, o TrackerOptions) *Tracker {
+	if o.JobLimit <= 0 {
+		o.JobLimit = 2 * time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Tracker{jobs: jobs, tableau: client, alerts: alerts, limit: o.JobLimit, logger: o.Logger, now: o.Now}
+}
+
+// FollowResult counts what one Follow saw.
+type FollowResult struct {
+	Open, Succeeded, Failed, Stuck, Unknown int
+}
+
+// Follow reads each open job's state once, closes the finished ones and
+// raises their failures, then retries undelivered notifications. Called
+// every few minutes, it is the polling loop: each look is one request and
+// nothing waits in between.
+func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
+	var res FollowResult
+	open, err := t.jobs.OpenJobs(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Open = len(open)
+	var errs []error
+	if len(open) > 0 {
+		tc, err := t.tableau(ctx)
+		if err != nil {
+			return res, fmt.Errorf("follow Tableau jobs: %w", err)
+		}
+		for _, j := range open {
+			log := t.logger.With("tableau_job_id", j.JobID, "dbt_run_id", j.Run.RunID, "target", j.TargetName)
+			job, err := tc.Job(ctx, j.JobID)
+			switch {
+			case errors.Is(err, tableau.ErrNotFound):
+				res.Unknown++
+				errs = append(errs, t.end(ctx, tc, j, state.RefreshStuck, "Tableau no longer knows this job"))
+				continue
+			case err != nil:
+				res.Unknown++
+				log.WarnContext(ctx, "refresh job state unavailable; will look again", "error", err)
+				continue
+			case job.Finished():
+				st := endState(job)
+				switch st {
+				case state.RefreshSucceeded:
+					res.Succeeded++
+				default:
+					res.Failed++
+				}
+				errs = append(errs, t.end(ctx, tc, j, st, job.Notes))
+			case t.now().Sub(j.QueuedAt) > t.limit:
+				res.Stuck++
+				errs = append(errs, t.end(ctx, tc, j, state.RefreshStuck,
+					fmt.Sprintf("not finished %s after it was queued (progress %d%%)", t.now().Sub(j.QueuedAt).Round(time.Minute), job.Progress)))
+			}
+		}
+	}
+	if err := t.alerts.Flush(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+func endState(job *tableau.Job) string {
+	switch *job.FinishCode {
+	case tableau.FinishSuccess, tableau.FinishCompleted:
+		return state.RefreshSucceeded
+	case tableau.FinishCancelled:
+		return state.RefreshCancelled
+	}
+	return state.RefreshFailed
+}
+
+// end closes a job and raises what it ended with. Only the caller that
+// closes the job raises, and the key is the job's, so the same end reported
+// by the jobs API and by Tableau's webhook makes one message.
+func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st, notes string) error {
+	closed, err := t.jobs.CloseJob(ctx, j, st, notes)
+	if err != nil {
+		return err
+	}
+	log := t.logger.With("tableau_job_id", j.JobID, "dbt_run_id", j.Run.RunID, "dbt_job_id", j.DBTJobID, "target", j.TargetName)
+	if !closed {
+		return nil
+	}
+	if st == state.RefreshSucceeded {
+		log.InfoContext(ctx, "Tableau refresh finished", "refresh_state", st)
+	} else {
+		log.ErrorContext(ctx, "Tableau refresh did not succeed", "refresh_state", st, "notes", notes)
+	}
+	m := notify.Message{
+		Kind: kindFor(st), DBTJobID: j.DBTJobID, DBTRunID: j.Run.RunID, TableauItemKind: j.ItemKind,
+		TableauItemName: j.TargetName, TableauItemID: j.ItemID, TableauJobID: j.JobID, Reason: reason(st, notes), At: t.now(),
+	}
+	if tc != nil {
+		t.describe(ctx, tc, &m)
+	}
+	return t.alerts.Raise(ctx, "tableau-job:"+j.JobID, m)
+}
+
+func kindFor(st string) notify.Kind {
+	switch st {
+	case state.RefreshSucceeded:
+		return notify.KindTableauRefreshSucceeded
+	case state.RefreshStuck:
+		return notify.KindTableauJobStuck
+	}
+	return notify.KindTableauRefreshFailed
+}
+
+func reason(st, notes string) string {
+	switch {
+	case notes != "":
+		return notes
+	case st == state.RefreshCancelled:
+		return "the refresh job was cancelled"
+	case st == state.RefreshFailed:
+		return "Tableau reported the refresh job as failed without notes"
+	}
+	return ""
+}
+
+// describe fills in the item's name and link, which only Tableau knows. A
+// failure here costs the message its link, not the message.
+func (t *Tracker) describe(ctx context.Context, tc Tableau, m *notify.Message) {
+	if m.TableauItemID == "" {
+		return
+	}
+	var name, link string
+	switch m.TableauItemKind {
+	case "workbook":
+		if wb, err := tc.Workbook(ctx, m.TableauItemID); err == nil {
+			name, link = wb.Name, wb.WebpageURL
+		}
+	case "datasource":
+		if ds, err := tc.Datasource(ctx, m.TableauItemID); err == nil {
+			name, link = ds.Name, ds.WebpageURL
+		}
+	}
+	if name != "" {
+		m.TableauItemName = name
+	}
+	m.TableauItemURL = link
+}
+
+// EventResult says what HandleEvent did with an event.
+type EventResult string
+
+// Results of HandleEvent.
+const (
+	EventIgnored  EventResult = "ignored"  // not a refresh end
+	EventOurs     EventResult = "ours"     // the end of a refresh we queued
+	EventExternal EventResult = "external" // a refresh someone else started
+)
+
+// HandleEvent takes in a Tableau webhook event. The end of a refresh we
+// queued closes its job (and a failure is raised, under the job's key); the
+// end of anyone else's refresh is counted, and its failure raised too, since
+// the dashboard is stale either way.
+func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResult, error) {
+	outcome := ev.RefreshOutcome()
+	if outcome != "succeeded" && outcome != "failed" {
+		return EventIgnored, nil
+	}
+	st := state.RefreshSucceeded
+	if outcome == "failed" {
+		st = state.RefreshFailed
+	}
+	log := t.logger.With("tableau_event", ev.Type, "item_id", ev.ResourceID, "item_name", ev.ResourceName)
+	j, end, err := t.jobs.LatestJob(ctx, ev.ResourceID)
+	if err != nil {
+		return "", err
+	}
+	// Ours if we queued a job for the item before the event happened.
+	if j != nil && (ev.CreatedAt.IsZero() || !j.QueuedAt.After(ev.CreatedAt.Add(time.Minute))) {
+		tc, cerr := t.tableau(ctx)
+		if cerr != nil {
+			tc = nil
+		}
+		notes := ""
+		if st == state.RefreshFailed && tc != nil {
+			// The event carries no reason; the job does.
+			if job, err := tc.Job(ctx, j.JobID); err == nil {
+				notes = job.Notes
+			}
+		}
+		if end != "" {
+			// Already closed by the jobs API: nothing more to record, and its
+			// notification (same key) went out then.
+			log.InfoContext(ctx, "refresh end already recorded", "tableau_job_id", j.JobID, "refresh_state", end)
+			return EventOurs, nil
+		}
+		return EventOurs, t.end(ctx, tc, *j, st, notes)
+	}
+	log.InfoContext(ctx, "refresh of content we did not refresh", "outcome", outcome,
+		"ExternalRefreshes", 1, externalMetric(t.now()))
+	if st != state.RefreshFailed {
+		return EventExternal, nil
+	}
+	m := notify.Message{
+		Kind: notify.KindTableauRefreshFailed, TableauItemKind: ev.ItemKind(), TableauItemName: ev.ResourceName,
+		TableauItemID: ev.ResourceID, Reason: "Tableau reported the refresh as failed (not one this bridge queued)", At: ev.CreatedAt,
+	}
+	if tc, err := t.tableau(ctx); err == nil {
+		t.describe(ctx, tc, &m)
+	}
+	key := "tableau-item:" + ev.ResourceID + ":" + ev.CreatedAt.UTC().Format(time.RFC3339)
+	return EventExternal, t.alerts.Raise(ctx, key, m)
+}
+
+// externalMetric counts refreshes of content we did not refresh, by outcome
+// (the log line's "outcome" key is the dimension).
+func externalMetric(now time.Time) slog.Attr {
+	return slog.Group("_aws",
+		slog.Int64("Timestamp", now.UnixMilli()),
+		slog.Any("CloudWatchMetrics", []map[string]any{{
+			"Namespace":  MetricNamespace,
+			"Dimensions": [][]string{{"outcome"}},
+			"Metrics":    []map[string]string{{"Name": "ExternalRefreshes", "Unit": "Count"}},
+		}}),
+	)
+}

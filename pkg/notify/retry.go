@@ -1,0 +1,112 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RetryPolicy bounds how the Slack notifier repeats a post that failed in a
+// way a repeat can fix: 429, 5xx and connection errors. Waits grow
+// exponentially from BaseDelay, capped at MaxDelay, with full jitter so that
+// Lambda instances alerting at once do not retry in step. A Retry-After from
+// Slack is honoured; one longer than MaxDelay ends the retries, as does any
+// wait that would pass the context's deadline, so the caller still has time
+// to record that the notification failed.
+//
+// The zero RetryPolicy means DefaultRetryPolicy.
+type RetryPolicy struct {
+	// MaxAttempts counts the first try; 1 disables retries.
+	MaxAttempts int
+	// BaseDelay is the ceiling of the first wait; it doubles per retry.
+	BaseDelay time.Duration
+	// MaxDelay caps the ceiling of any wait, and the Retry-After honoured.
+	MaxDelay time.Duration
+}
+
+// DefaultRetryPolicy returns 4 attempts with waits of up to 0.5s, 1s and 2s:
+// enough to ride out a Slack blip or rate limit (Slack allows about one
+// message per second per webhook) without eating a Lambda's budget.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxAttempts: 4, BaseDelay: 500 * time.Millisecond, MaxDelay: 10 * time.Second}
+}
+
+func (p RetryPolicy) orDefault() RetryPolicy {
+	if p == (RetryPolicy{}) {
+		return DefaultRetryPolicy()
+	}
+	return p
+}
+
+func (p RetryPolicy) validate() error {
+	var errs []error
+	if p.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("MaxAttempts must be at least 1, got %d", p.MaxAttempts))
+	}
+	if p.BaseDelay <= 0 {
+		// Zero would turn a throttled notifier into a hot loop against Slack.
+		errs = append(errs, fmt.Errorf("BaseDelay must be positive, got %s", p.BaseDelay))
+	}
+	if p.MaxDelay < p.BaseDelay {
+		errs = append(errs, fmt.Errorf("MaxDelay (%s) must not be less than BaseDelay (%s)", p.MaxDelay, p.BaseDelay))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("notify: invalid retry policy: %w", err)
+	}
+	return nil
+}
+
+// backoff is "full jitter": a uniform wait in [0, min(MaxDelay, BaseDelay*2^(attempt-1))].
+// See https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/.
+func (p RetryPolicy) backoff(attempt int) time.Duration {
+	ceiling := p.BaseDelay
+	for i := 1; i < attempt && ceiling < p.MaxDelay; i++ {
+		ceiling *= 2
+	}
+	ceiling = min(ceiling, p.MaxDelay)
+	if ceiling <= 0 {
+		return 0
+	}
+	return rand.N(ceiling + 1)
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds (what Slack
+// sends) or an HTTP date. See https://www.rfc-editor.org/rfc/rfc9110#field.retry-after.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,341 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Slack posts messages to a Slack incoming webhook.
+//
+// The webhook URL is a credential (anyone holding it can post to the
+// channel), so Slack never logs it or puts it in an error: they name only
+// its host.
+//
+// See https://api.slack.com/messaging/webhooks.
+type Slack struct {
+	url    string
+	host   string
+	client *http.Client
+	retry  RetryPolicy
+	logger *slog.Logger
+	sleep  func(context.Context, time.Duration) error
+}
+
+var _ Notifier = (*Slack)(nil)
+
+// SlackOption configures NewSlack.
+type SlackOption func(*Slack) error
+
+// WithHTTPClient sets the client used to post. Its redirect policy is
+// replaced (on a copy) by one that follows no redirects, so the payload is
+// never re-sent somewhere the operator did not configure. Without it, a
+// client with a 10s timeout per attempt is used.
+func WithHTTPClient(c *http.Client) SlackOption {
+	return func(s *Slack) error {
+		if c == nil {
+			return errors.New("notify: WithHTTPClient: client is nil")
+		}
+		s.client = c
+		return nil
+	}
+}
+
+// WithRetryPolicy sets how failed posts are retried; see RetryPolicy.
+func WithRetryPolicy(p RetryPolicy) SlackOption {
+	return func(s *Slack) error {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		s.retry = p
+		return nil
+	}
+}
+
+// WithLogger sets the logger for retries (debug level). Without it nothing
+// is logged.
+func WithLogger(l *slog.Logger) SlackOption {
+	return func(s *Slack) error {
+		if l == nil {
+			return errors.New("notify: WithLogger: logger is nil")
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// NewSlack returns a notifier that posts to webhookURL. The URL must be
+// https; plain http is accepted only for a loopback host, which is what
+// tests and local runs use.
+func NewSlack(webhookURL string, opts ...SlackOption) (*Slack, error) {
+	host, err := checkWebhookURL(webhookURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Slack{
+		url:    webhookURL,
+		host:   host,
+		client: &http.Client{Timeout: 10 * time.Second},
+		retry:  DefaultRetryPolicy(),
+		logger: slog.New(slog.DiscardHandler),
+		sleep:  sleepCtx,
+	}
+	for _, opt := range opts {
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	c := *s.client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	s.client = &c
+	return s, nil
+}
+
+// checkWebhookURL returns the URL's host, for messages. Its errors never
+// quote the URL, which may be the real secret mistyped.
+func checkWebhookURL(raw string) (string, error) {
+	if strings.TrimSpace(raw) == "" {
+		return "", errors.New("notify: Slack webhook URL is empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return "", errors.New("notify: Slack webhook URL is not an absolute URL")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			// Over plain http the URL, and so the credential, would cross the
+			// network in the clear.
+			return "", fmt.Errorf("notify: Slack webhook URL for %s must use https (http is allowed only for loopback)", u.Hostname())
+		}
+	default:
+		return "", fmt.Errorf("notify: Slack webhook URL for %s must use https", u.Hostname())
+	}
+	if u.User != nil {
+		return "", fmt.Errorf("notify: Slack webhook URL for %s must not carry user info", u.Hostname())
+	}
+	return u.Host, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// String names the notifier by host only.
+func (s *Slack) String() string { return "slack(" + s.host + ")" }
+
+// Notify posts m, retrying as the RetryPolicy allows. Any 2xx reply counts as
+// delivered: Slack answers 200 "ok", and workflow webhooks answer JSON.
+func (s *Slack) Notify(ctx context.Context, m Message) error {
+	body, err := json.Marshal(slackPayloadFor(m))
+	if err != nil {
+		return fmt.Errorf("notify: encode Slack message: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.post(ctx, body)
+		if err == nil {
+			return nil
+		}
+		if attempt >= s.retry.MaxAttempts || ctx.Err() != nil || !Retryable(err) {
+			return gaveUp(err, attempt)
+		}
+		delay, ok := s.delay(attempt, err)
+		if !ok {
+			return gaveUp(err, attempt)
+		}
+		if deadline, has := ctx.Deadline(); has && time.Until(deadline) < delay {
+			// Sleeping would only run into the deadline: report the real cause
+			// while the caller still has time to act on it.
+			return gaveUp(err, attempt)
+		}
+		s.logger.DebugContext(ctx, "notify: retrying Slack webhook", "host", s.host,
+			"kind", string(m.Kind), "attempt", attempt+1, "delay", delay, "error", err.Error())
+		if s.sleep(ctx, delay) != nil {
+			return gaveUp(err, attempt)
+		}
+	}
+}
+
+func gaveUp(err error, attempts int) error {
+	if attempts == 1 {
+		return err
+	}
+	return fmt.Errorf("%w (gave up after %d attempts)", err, attempts)
+}
+
+// delay returns the wait before the next attempt, and false when Slack asked
+// for a longer wait than the policy allows.
+func (s *Slack) delay(attempt int, err error) (time.Duration, bool) {
+	var se *SlackError
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		if se.RetryAfter > s.retry.MaxDelay {
+			return 0, false
+		}
+		return se.RetryAfter, true
+	}
+	return s.retry.backoff(attempt), true
+}
+
+func (s *Slack) post(ctx context.Context, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+	if err != nil {
+		// Not wrapped: the error would quote the URL.
+		return fmt.Errorf("notify: build request for Slack webhook at %s", s.host)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &slackTransportError{host: s.host, err: err}
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	// Drain a little more so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	return &SlackError{
+		StatusCode: resp.StatusCode,
+		Body:       asciiLine(string(reply), 100),
+		Host:       s.host,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+}
+
+// slackPayload is the incoming-webhook body. Text is the fallback shown in
+// notifications and by clients that cannot draw blocks.
+// See https://api.slack.com/reference/block-kit/blocks#section.
+type slackPayload struct {
+	Text   string       `json:"text"`
+	Blocks []slackBlock `json:"blocks"`
+}
+
+type slackBlock struct {
+	Type string    `json:"type"`
+	Text slackText `json:"text"`
+}
+
+type slackText struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+func slackPayloadFor(m Message) slackPayload {
+	return slackPayload{
+		Text:   slackEscape(truncate(m.summary(), 150)),
+		Blocks: []slackBlock{{Type: "section", Text: slackText{Type: "mrkdwn", Text: m.slackMrkdwn()}}},
+	}
+}
+
+// slackSectionLimit is the most text a section block takes; Slack rejects
+// the whole message (400 invalid_blocks) when it is longer.
+const slackSectionLimit = 3000
+
+// slackMrkdwn renders the message for a section block. Every value from
+// outside is escaped, so a job name or a Tableau note cannot inject a link
+// or an @channel mention.
+// See https://api.slack.com/reference/surfaces/formatting#escaping.
+func (m Message) slackMrkdwn() string {
+	var b strings.Builder
+	b.WriteString(m.Kind.emoji() + " *" + slackEscape(m.Kind.headline()) + "*")
+	line := func(label, value string) {
+		if value != "" {
+			b.WriteString("\n*" + label + ":* " + value)
+		}
+	}
+	job := slackEscape(m.dbtJob())
+	line("dbt job", job)
+	run := slackEscape(cleanLine(m.DBTRunID, maxNameLen))
+	if run == "" && m.DBTRunURL != "" {
+		run = "open in dbt Cloud"
+	}
+	line("dbt run", slackLink(m.DBTRunURL, run))
+
+	item := slackEscape(m.itemName())
+	id := slackEscape(cleanLine(m.TableauItemID, maxNameLen))
+	if item == "" {
+		item, id = id, ""
+	}
+	if item == "" && m.TableauItemURL != "" {
+		item = "open in Tableau"
+	}
+	if item = slackLink(m.TableauItemURL, item); item != "" && id != "" {
+		item += " (id " + id + ")"
+	}
+	line("Tableau "+slackEscape(m.itemKind()), item)
+	line("Tableau job", slackEscape(cleanLine(m.TableauJobID, maxNameLen)))
+	line("At", m.at())
+
+	if reason := m.reason(); reason != "" {
+		b.WriteString("\n*Reason:*")
+		budget := slackSectionLimit - b.Len()
+		var q strings.Builder
+		for l := range strings.SplitSeq(reason, "\n") {
+			// A literal '>' starts a quote; the text after it is escaped.
+			q.WriteString("\n>" + slackEscape(l))
+		}
+		b.WriteString(cutEscaped(q.String(), budget))
+	}
+	return b.String()
+}
+
+// slackEscape replaces the three characters Slack treats as control
+// characters with their HTML entities.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// slackLink renders <url|label>, or just label when raw is not an http(s)
+// URL (a javascript: or slack: link must not become clickable).
+func slackLink(raw, label string) string {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > 1000 {
+		return label
+	}
+	// '|' would end the URL part early; the entities are decoded by Slack.
+	link := slackEscape(strings.ReplaceAll(raw, "|", "%7C"))
+	if label == "" {
+		return "<" + link + ">"
+	}
+	return "<" + link + "|" + label + ">"
+}
+
+// cutEscaped cuts escaped text to at most max bytes without splitting a
+// rune or an entity such as "&amp;", marking the cut with an ellipsis.
+func cutEscaped(s string, max int) string {
+	const ellipsis = "…"
+	if len(s) <= max {
+		return s
+	}
+	if max < len(ellipsis) {
+		return ""
+	}
+	cut := max - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if amp := strings.LastIndexByte(s[:cut], '&'); amp >= 0 && !strings.Contains(s[amp:cut], ";") {
+		cut = amp
+	}
+	return s[:cut] + ellipsis
+}
