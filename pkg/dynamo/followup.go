@@ -210,8 +210,9 @@ func (t *Table) Enqueue(ctx context.Context, nt state.Notification) (bool, error
 }
 
 // Claim implements state.Outbox.
-func (t *Table) Claim(ctx context.Context, k string, holdUntil time.Time) (bool, error) {
-	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+func (t *Table) Claim(ctx context.Context, k string, holdUntil time.Time) (int, bool, error) {
+	out, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		ReturnValues:             types.ReturnValueUpdatedNew,
 		TableName:                aws.String(t.name),
 		Key:                      key(outboxPK, k),
 		UpdateExpression:         aws.String("SET #nb = :hold ADD #att :one"),
@@ -222,12 +223,12 @@ func (t *Table) Claim(ctx context.Context, k string, holdUntil time.Time) (bool,
 		},
 	})
 	if _, held := conditionFailed(err); held {
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("claim notification %s: %w", k, err)
+		return 0, false, fmt.Errorf("claim notification %s: %w", k, err)
 	}
-	return true, nil
+	return int(getN(out.Attributes, attrAttempts)), true, nil
 }
 
 // Delivered implements state.Outbox.

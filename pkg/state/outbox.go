@@ -34,8 +34,9 @@ type Outbox interface {
 	// false means the failure was already notified (or is being).
 	Enqueue(ctx context.Context, n Notification) (bool, error)
 	// Claim takes a pending notification for one delivery attempt until
-	// holdUntil, so that two invocations do not both send it.
-	Claim(ctx context.Context, key string, holdUntil time.Time) (bool, error)
+	// holdUntil, so that two invocations do not both send it, and returns
+	// the number of this attempt.
+	Claim(ctx context.Context, key string, holdUntil time.Time) (attempt int, ok bool, err error)
 	// Delivered marks it sent.
 	Delivered(ctx context.Context, key string) error
 	// Failed records a failed attempt: pending again from retryAt, or given
@@ -60,17 +61,17 @@ func (m *Memory) Enqueue(_ context.Context, n Notification) (bool, error) {
 }
 
 // Claim implements Outbox.
-func (m *Memory) Claim(_ context.Context, key string, holdUntil time.Time) (bool, error) {
+func (m *Memory) Claim(_ context.Context, key string, holdUntil time.Time) (int, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, ok := m.outbox[key]
 	if !ok || n.Status != NotifyPending || m.now().Before(n.NotBefore) {
-		return false, nil
+		return 0, false, nil
 	}
 	n.NotBefore = holdUntil
 	n.Attempts++
 	m.outbox[key] = n
-	return true, nil
+	return n.Attempts, true, nil
 }
 
 // Delivered implements Outbox.

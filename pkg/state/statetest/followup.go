@@ -125,10 +125,10 @@ func TestOutbox(t *testing.T, newStore func(t *testing.T, clock func() time.Time
 	if err != nil || len(pending) != 1 || string(pending[0].Payload) != string(n.Payload) {
 		t.Fatalf("Pending = %+v, %v", pending, err)
 	}
-	if ok, err := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); err != nil || !ok {
-		t.Fatalf("Claim = %v, %v", ok, err)
+	if attempt, ok, err := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); err != nil || !ok || attempt != 1 {
+		t.Fatalf("Claim = %d, %v, %v", attempt, ok, err)
 	}
-	if ok, err := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); err != nil || ok {
+	if _, ok, err := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); err != nil || ok {
 		t.Fatalf("second Claim = %v, %v; want refused while held", ok, err)
 	}
 	if p, _ := s.Pending(ctx, c.Now()); len(p) != 0 {
@@ -142,8 +142,8 @@ func TestOutbox(t *testing.T, newStore func(t *testing.T, clock func() time.Time
 	if len(pending) != 1 || pending[0].Attempts != 1 || pending[0].LastError != "slack: 503" {
 		t.Fatalf("Pending after a failure = %+v", pending)
 	}
-	if ok, _ := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); !ok {
-		t.Fatal("retry could not claim")
+	if attempt, ok, _ := s.Claim(ctx, n.Key, c.Now().Add(time.Minute)); !ok || attempt != 2 {
+		t.Fatalf("retry claim = %d, %v", attempt, ok)
 	}
 	if err := s.Delivered(ctx, n.Key); err != nil {
 		t.Fatal(err)
