@@ -11,7 +11,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTION  ?= webhook
 EVENT     ?= events/dbt-run-succeeded.json
 
-.PHONY: run invoke test vet unit lint-template check-map deps build build-WebhookFunction build-SchedulerFunction clean
+.PHONY: run invoke test vet unit lint-template check-map deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks
 
 run:
 	$(GO) run ./functions/webhook -listen 127.0.0.1:3000
@@ -23,6 +23,12 @@ invoke:
 	$(GO) run ./functions/$(FUNCTION) -event $(EVENT)
 
 test: deps vet unit lint-template check-map
+
+# Manage the Tableau webhooks that call the bridge (needs a Tableau site administrator), e.g.
+#   make tableau-webhooks ARGS="create -url https://<api>.execute-api.<region>.amazonaws.com/tableau/webhook"
+#   make tableau-webhooks ARGS="test -all"
+tableau-webhooks:
+	$(GO) run ./cmd/tableau-webhooks $(ARGS)
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

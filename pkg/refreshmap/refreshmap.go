@@ -16,7 +16,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +50,9 @@ func (t Target) Key() string {
 	if t.ID != "" {
 		return string(t.Kind) + ":id:" + t.ID
 	}
-	return string(t.Kind) + ":name:" + t.Project + "/" + t.Name
+	// Quoted, because names may hold "/" and a plain join would let
+	// "Q3/Sales" in "Finance" collide with "Sales" in "Finance/Q3".
+	return string(t.Kind) + ":name:" + strconv.Quote(t.Project) + "/" + strconv.Quote(t.Name)
 }
 
 // String names the target for people, in logs and replies.
@@ -85,40 +90,36 @@ func (m *Map) Jobs() []string {
 	return ids
 }
 
-// entry is one target as written in the JSON map.
-type entry struct {
-	Workbook     *string `json:"workbook"`
-	WorkbookID   *string `json:"workbook_id"`
-	Datasource   *string `json:"datasource"`
-	DatasourceID *string `json:"datasource_id"`
-	Project      *string `json:"project"`
-}
-
 // Parse validates a JSON refresh map. Errors point at the bad entry, e.g.
 // `jobs["123"][1]: ...`, so a deployment can be fixed without guessing.
+//
+// Keys are matched exactly and may appear once: encoding/json would match
+// "Workbook" to "workbook" and let a repeated key silently win, and either
+// would refresh something other than what the map seems to say.
 func Parse(data []byte) (*Map, error) {
-	var doc struct {
-		Jobs map[string]json.RawMessage `json:"jobs"`
+	top, err := strictObject(data, "jobs")
+	if err != nil {
+		return nil, fmt.Errorf("refresh map: want a JSON object of the form {\"jobs\": {...}}: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("refresh map: not a JSON object of the form {\"jobs\": {...}}: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("refresh map: unexpected data after the JSON object")
-	}
-	if doc.Jobs == nil {
+	rawJobs, ok := top["jobs"]
+	if !ok || string(rawJobs) == "null" {
 		return nil, errors.New(`refresh map: missing "jobs" object`)
 	}
-	m := &Map{jobs: make(map[string][]Target, len(doc.Jobs))}
-	for _, jobID := range sortedKeys(doc.Jobs) {
+	jobs, err := strictObject(rawJobs)
+	if err != nil {
+		return nil, fmt.Errorf(`refresh map: "jobs": %w`, err)
+	}
+	m := &Map{jobs: make(map[string][]Target, len(jobs))}
+	for _, jobID := range sortedKeys(jobs) {
 		where := fmt.Sprintf("jobs[%q]", jobID)
+		if !jobIDPattern.MatchString(jobID) {
+			return nil, fmt.Errorf("refresh map: %s: dbt job id must be a positive integer without leading zeros", where)
+		}
 		if _, err := strconv.ParseUint(jobID, 10, 64); err != nil {
-			return nil, fmt.Errorf("refresh map: %s: dbt job id must be a positive integer", where)
+			return nil, fmt.Errorf("refresh map: %s: dbt job id is too large", where)
 		}
 		var entries []json.RawMessage
-		if err := json.Unmarshal(doc.Jobs[jobID], &entries); err != nil {
+		if err := json.Unmarshal(jobs[jobID], &entries); err != nil || entries == nil {
 			return nil, fmt.Errorf("refresh map: %s: must be a list of targets", where)
 		}
 		if len(entries) == 0 {
@@ -141,53 +142,106 @@ func Parse(data []byte) (*Map, error) {
 	return m, nil
 }
 
+var jobIDPattern = regexp.MustCompile(`^[1-9][0-9]*$`)
+
+var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project"}
+
 func parseEntry(raw json.RawMessage) (Target, error) {
-	var e entry
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
+	obj, err := strictObject(raw, entryKeys...)
+	if err != nil {
 		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project): %w", err)
+	}
+	fields := make(map[string]string, len(obj))
+	for k, v := range obj {
+		if string(v) == "null" {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return Target{}, fmt.Errorf("%s must be a string", k)
+		}
+		fields[k] = s
 	}
 	var t Target
 	set := 0
 	for _, f := range []struct {
-		v    *string
+		key  string
 		kind Kind
 		byID bool
 	}{
-		{e.Workbook, Workbook, false}, {e.WorkbookID, Workbook, true},
-		{e.Datasource, Datasource, false}, {e.DatasourceID, Datasource, true},
+		{"workbook", Workbook, false}, {"workbook_id", Workbook, true},
+		{"datasource", Datasource, false}, {"datasource_id", Datasource, true},
 	} {
-		if f.v == nil {
+		v, ok := fields[f.key]
+		if !ok {
 			continue
 		}
 		set++
-		v := strings.TrimSpace(*f.v)
-		if v == "" {
-			return Target{}, fmt.Errorf("%s is empty", fieldName(f.kind, f.byID))
+		if strings.TrimSpace(v) == "" {
+			return Target{}, fmt.Errorf("%s is empty", f.key)
 		}
 		t.Kind = f.kind
 		if f.byID {
-			t.ID = v
+			t.ID = strings.TrimSpace(v)
 		} else {
 			// Tableau names may legitimately start or end with spaces; keep
 			// the name exactly as written.
-			t.Name = *f.v
+			t.Name = v
 		}
 	}
 	if set != 1 {
 		return Target{}, errors.New("give exactly one of workbook, workbook_id, datasource, datasource_id")
 	}
-	if e.Project != nil {
+	if p, ok := fields["project"]; ok {
 		if t.ID != "" {
 			return Target{}, fmt.Errorf("project applies to names only; %s already names one item", fieldName(t.Kind, true))
 		}
-		if strings.TrimSpace(*e.Project) == "" {
+		if strings.TrimSpace(p) == "" {
 			return Target{}, errors.New("project is empty (leave it out to search every project)")
 		}
-		t.Project = *e.Project
+		t.Project = p
 	}
 	return t, nil
+}
+
+// strictObject decodes one JSON object and nothing after it, refusing
+// repeated keys and, when allowed is given, any key not in it (compared
+// exactly, not case-insensitively).
+func strictObject(data []byte, allowed ...string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	out := make(map[string]json.RawMessage)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("not valid JSON: %w", err)
+		}
+		k, _ := tok.(string)
+		if len(allowed) > 0 && !slices.Contains(allowed, k) {
+			return nil, fmt.Errorf("unknown key %q (want %s)", k, strings.Join(allowed, ", "))
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("key %q given twice", k)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("not valid JSON: %w", err)
+		}
+		out[k] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("unexpected data after the JSON object")
+	}
+	return out, nil
 }
 
 func fieldName(k Kind, byID bool) string {

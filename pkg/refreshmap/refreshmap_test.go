@@ -41,11 +41,19 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"not json", `jobs: 1`, "not a JSON object"},
+		{"not json", `jobs: 1`, "not valid JSON"},
 		{"no jobs", `{}`, `missing "jobs"`},
-		{"unknown top-level key", `{"jobs":{},"job":{}}`, "not a JSON object"},
+		{"unknown top-level key", `{"jobs":{},"job":{}}`, `unknown key "job"`},
+		{"key in another case", `{"Jobs":{}}`, `unknown key "Jobs"`},
 		{"trailing data", `{"jobs":{}} {}`, "unexpected data"},
+		{"trailing brace", `{"jobs":{}}}`, "unexpected data"},
 		{"job id not numeric", `{"jobs":{"daily":[{"workbook":"A"}]}}`, `jobs["daily"]: dbt job id must be a positive integer`},
+		{"job id zero", `{"jobs":{"0":[{"workbook":"A"}]}}`, `jobs["0"]: dbt job id must be a positive integer`},
+		{"job id leading zero", `{"jobs":{"0123":[{"workbook":"A"}]}}`, `without leading zeros`},
+		{"job id too large", `{"jobs":{"18446744073709551616":[{"workbook":"A"}]}}`, `too large`},
+		{"job given twice", `{"jobs":{"1":[{"workbook":"A"}],"1":[{"workbook":"B"}]}}`, `key "1" given twice`},
+		{"key given twice", `{"jobs":{"1":[{"workbook":"A","workbook":"B"}]}}`, `key "workbook" given twice`},
+		{"key case", `{"jobs":{"1":[{"workBook":"A"}]}}`, `unknown key "workBook"`},
 		{"targets not a list", `{"jobs":{"1":{"workbook":"A"}}}`, `jobs["1"]: must be a list`},
 		{"empty list", `{"jobs":{"1":[]}}`, `jobs["1"]: no targets`},
 		{"no kind", `{"jobs":{"1":[{"project":"P"}]}}`, `jobs["1"][0]: give exactly one`},
@@ -55,7 +63,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty id", `{"jobs":{"1":[{"workbook_id":""}]}}`, `jobs["1"][0]: workbook_id is empty`},
 		{"project with id", `{"jobs":{"1":[{"workbook_id":"x","project":"P"}]}}`, `project applies to names only`},
 		{"empty project", `{"jobs":{"1":[{"workbook":"A","project":""}]}}`, `project is empty`},
-		{"number name", `{"jobs":{"1":[{"workbook":5}]}}`, `jobs["1"][0]: want an object`},
+		{"number name", `{"jobs":{"1":[{"workbook":5}]}}`, `jobs["1"][0]: workbook must be a string`},
 		{"duplicate target", `{"jobs":{"1":[{"workbook":"A","project":"P"},{"datasource":"B"},{"workbook":"A","project":"P"}]}}`, `jobs["1"][2]: same target as jobs["1"][0]`},
 	}
 	for _, tt := range tests {
@@ -75,6 +83,8 @@ func TestTargetKeyDistinct(t *testing.T) {
 		{Kind: Datasource, Name: "A"},
 		{Kind: Workbook, ID: "A"},
 		{Kind: Workbook, Name: "P/A"},
+		{Kind: Workbook, Name: "Q3/Sales", Project: "Finance"},
+		{Kind: Workbook, Name: "Sales", Project: "Finance/Q3"},
 	}
 	seen := map[string]Target{}
 	for _, tg := range targets {

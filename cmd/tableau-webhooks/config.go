@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
+)
+
+// The command reads the functions' environment variables itself rather than
+// through bridge.FromEnv, which insists on a refresh map this tool has no use
+// for, and decodes the secret itself rather than through secrets.Parse, which
+// insists on dbt_webhook_secret.
+
+// awsAPIs makes the AWS clients the command may need; tests replace it.
+type awsAPIs struct {
+	secrets  func(ctx context.Context) (secrets.GetSecretValueAPI, error)
+	sessions func(ctx context.Context, table string) (tableau.SessionStore, error)
+}
+
+// defaultAWS loads the AWS configuration (region, credentials) on first use
+// only, so that runs without SECRET_ID and STATE_TABLE need no AWS at all.
+func defaultAWS() awsAPIs {
+	var (
+		once sync.Once
+		cfg  aws.Config
+		err  error
+	)
+	load := func(ctx context.Context) (aws.Config, error) {
+		once.Do(func() { cfg, err = config.LoadDefaultConfig(ctx) })
+		if err != nil {
+			return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+		}
+		return cfg, nil
+	}
+	return awsAPIs{
+		secrets: func(ctx context.Context) (secrets.GetSecretValueAPI, error) {
+			cfg, err := load(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return secretsmanager.NewFromConfig(cfg), nil
+		},
+		sessions: func(ctx context.Context, table string) (tableau.SessionStore, error) {
+			cfg, err := load(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return dynamo.New(dynamodb.NewFromConfig(cfg), table, nil)
+		},
+	}
+}
+
+// settings are the environment variables the command reads.
+type settings struct {
+	serverURL  string // TABLEAU_SERVER_URL
+	site       string // TABLEAU_SITE
+	apiVersion string // TABLEAU_API_VERSION
+	secretID   string // SECRET_ID
+	stateTable string // STATE_TABLE
+}
+
+func (c *cli) settings() (*settings, error) {
+	get := func(k string) string { return strings.TrimSpace(c.env(k)) }
+	s := &settings{
+		serverURL:  get("TABLEAU_SERVER_URL"),
+		site:       get("TABLEAU_SITE"),
+		apiVersion: get("TABLEAU_API_VERSION"),
+		secretID:   get("SECRET_ID"),
+		stateTable: get("STATE_TABLE"),
+	}
+	if s.serverURL == "" {
+		return nil, errors.New("TABLEAU_SERVER_URL is not set: the Tableau Server or Tableau Cloud pod, e.g. https://prod-useast-a.online.tableau.com")
+	}
+	c.serverURL = s.serverURL
+	return s, nil
+}
+
+// credentials are what the command signs in with, and the route's token.
+type credentials struct {
+	secrets.Credentials
+	tokenName string // where the token comes from, for messages
+}
+
+// credentials reads the secret (SECRET_ID) or, without one, the upper-case
+// environment variables. Sign-in credentials in the environment win over
+// the secret's: the bridge's own PAT need not be a site administrator, and
+// an administrator can run the command with theirs while the token still
+// comes from the deployed secret.
+func (c *cli) credentials(ctx context.Context, s *settings) (*credentials, error) {
+	fromEnv := envCredentials(c.env)
+	var cr credentials
+	if s.secretID == "" {
+		cr = credentials{Credentials: fromEnv, tokenName: "TABLEAU_WEBHOOK_TOKEN"}
+		if !hasSignIn(fromEnv) {
+			return nil, errors.New("no Tableau credentials: set TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET (or TABLEAU_CLIENT_ID, TABLEAU_SECRET_ID, TABLEAU_SECRET_VALUE and TABLEAU_USERNAME), or SECRET_ID")
+		}
+	} else {
+		stored, err := c.readSecret(ctx, s.secretID)
+		if err != nil {
+			return nil, err
+		}
+		cr = credentials{Credentials: *stored, tokenName: "tableau_webhook_token in the secret " + s.secretID}
+		if hasSignIn(fromEnv) {
+			cr.TableauPATName, cr.TableauPATSecret = fromEnv.TableauPATName, fromEnv.TableauPATSecret
+			cr.TableauClientID, cr.TableauSecretID = fromEnv.TableauClientID, fromEnv.TableauSecretID
+			cr.TableauSecretValue, cr.TableauUsername = fromEnv.TableauSecretValue, fromEnv.TableauUsername
+			c.warnf("signing in with the Tableau credentials from the environment, not the secret's\n")
+		} else if !hasSignIn(*stored) {
+			return nil, fmt.Errorf("the secret %s has no Tableau credentials: it needs tableau_pat_name and tableau_pat_secret (or tableau_client_id, tableau_secret_id, tableau_secret_value and tableau_username), or set TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET", s.secretID)
+		}
+	}
+	c.red.add(cr.TableauWebhookToken, cr.TableauPATSecret, cr.TableauSecretValue)
+	if cr.ConnectedApp() {
+		c.who = fmt.Sprintf("connected app user %q", cr.TableauUsername)
+	} else {
+		c.who = fmt.Sprintf("personal access token %q", cr.TableauPATName)
+	}
+	return &cr, nil
+}
+
+// envCredentials reads the variables secrets.Env reads, without its demand
+// for DBT_WEBHOOK_SECRET, which managing Tableau webhooks does not need.
+func envCredentials(getenv func(string) string) secrets.Credentials {
+	g := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	return secrets.Credentials{
+		TableauPATName:      g("TABLEAU_PAT_NAME"),
+		TableauPATSecret:    g("TABLEAU_PAT_SECRET"),
+		TableauClientID:     g("TABLEAU_CLIENT_ID"),
+		TableauSecretID:     g("TABLEAU_SECRET_ID"),
+		TableauSecretValue:  g("TABLEAU_SECRET_VALUE"),
+		TableauUsername:     g("TABLEAU_USERNAME"),
+		TableauWebhookToken: g("TABLEAU_WEBHOOK_TOKEN"),
+	}
+}
+
+func hasSignIn(cr secrets.Credentials) bool {
+	return cr.ConnectedApp() || (cr.TableauPATName != "" && cr.TableauPATSecret != "")
+}
+
+// readSecret fetches and decodes the credentials secret.
+func (c *cli) readSecret(ctx context.Context, id string) (*secrets.Credentials, error) {
+	api, err := c.aws.secrets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		return nil, fmt.Errorf("read secret %s: %w", id, err)
+	}
+	if out.SecretString == nil {
+		return nil, fmt.Errorf("read secret %s: it has no SecretString (binary secrets are not supported)", id)
+	}
+	var cr secrets.Credentials
+	if err := json.Unmarshal([]byte(*out.SecretString), &cr); err != nil {
+		// The JSON error may quote the secret's text: do not wrap it.
+		return nil, fmt.Errorf("read secret %s: it is not a JSON object with string values", id)
+	}
+	return &cr, nil
+}
+
+// connect reads the configuration and credentials and returns a Tableau
+// client, and a function that ends what it started. It makes no request to
+// Tableau: the client signs in on first use.
+func (c *cli) connect(ctx context.Context, s *settings, cr *credentials) (*tableau.Client, func(), error) {
+	opts := []tableau.Option{tableau.WithSite(s.site)}
+	if s.apiVersion != "" {
+		opts = append(opts, tableau.WithAPIVersion(s.apiVersion))
+	}
+	if cr.ConnectedApp() {
+		opts = append(opts, tableau.WithConnectedApp(tableau.ConnectedApp{
+			ClientID: cr.TableauClientID, SecretID: cr.TableauSecretID,
+			SecretValue: cr.TableauSecretValue, Username: cr.TableauUsername,
+		}))
+	} else {
+		opts = append(opts, tableau.WithPAT(cr.TableauPATName, cr.TableauPATSecret))
+	}
+	shared := s.stateTable != ""
+	if shared {
+		// Adopt the functions' stored session: signing in with their PAT
+		// would end the session they are using.
+		store, err := c.aws.sessions(ctx, s.stateTable)
+		if err != nil {
+			return nil, nil, fmt.Errorf("STATE_TABLE %s: %w", s.stateTable, err)
+		}
+		opts = append(opts, tableau.WithSessionStore(store))
+	}
+	client, err := tableau.NewClient(s.serverURL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("TABLEAU_SERVER_URL, TABLEAU_SITE or TABLEAU_API_VERSION: %w", err)
+	}
+	done := func() {
+		if !shared {
+			// A shared session belongs to the functions too: leave it be.
+			// An interrupted run still signs out, briefly.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = client.SignOut(ctx)
+		}
+	}
+	return client, done, nil
+}
+
+// session is what every command starts with: configuration, credentials and
+// a client.
+func (c *cli) session(ctx context.Context) (*tableau.Client, *credentials, func(), error) {
+	s, err := c.settings()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cr, err := c.credentials(ctx, s)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, done, err := c.connect(ctx, s, cr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return client, cr, done, nil
+}
