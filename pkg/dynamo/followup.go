@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -57,18 +58,8 @@ func getTime(item map[string]types.AttributeValue, name string) time.Time {
 
 // OpenJob implements state.TableauJobs.
 func (t *Table) OpenJob(ctx context.Context, j state.TableauJob) error {
-	item := key(jobsPK, jobSKPrefix+j.JobID)
-	item[attrPhase] = s(jobOpen)
-	item[attrRunID] = s(j.Run.RunID)
-	item[attrRunTarget] = s(j.Run.Target)
-	item[attrDBTJob] = s(j.DBTJobID)
-	item[attrTargetName] = s(j.TargetName)
-	item[attrItemKind] = s(j.ItemKind)
-	item[attrItemID] = s(j.ItemID)
-	item[attrQueuedAt] = ts(j.QueuedAt)
-	item[attrExpiresAt] = n(t.now().Add(jobRetention).Unix())
 	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(t.name), Item: item,
+		TableName: aws.String(t.name), Item: t.jobItem(j),
 		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
 		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
 	})
@@ -79,6 +70,44 @@ func (t *Table) OpenJob(ctx context.Context, j state.TableauJob) error {
 		return fmt.Errorf("record Tableau job %s: %w", j.JobID, err)
 	}
 	return nil
+}
+
+// CompleteAndOpen implements state.TableauJobs with one transaction: the
+// claim's completion (conditional on still holding it) and the open job.
+func (t *Table) CompleteAndOpen(ctx context.Context, owner string, j state.TableauJob) error {
+	upd := t.completeInput(j.Run, owner, state.OutcomeRefreshed, j.JobID)
+	_, err := t.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: []types.TransactWriteItem{
+			{Update: &types.Update{
+				TableName: upd.TableName, Key: upd.Key, UpdateExpression: upd.UpdateExpression,
+				ConditionExpression: upd.ConditionExpression, ExpressionAttributeNames: upd.ExpressionAttributeNames,
+				ExpressionAttributeValues: upd.ExpressionAttributeValues,
+			}},
+			{Put: &types.Put{TableName: aws.String(t.name), Item: t.jobItem(j)}},
+		},
+	})
+	var canceled *types.TransactionCanceledException
+	if errors.As(err, &canceled) {
+		return fmt.Errorf("complete %s: claim no longer held by this invocation", j.Run)
+	}
+	if err != nil {
+		return fmt.Errorf("complete %s and record Tableau job %s: %w", j.Run, j.JobID, err)
+	}
+	return nil
+}
+
+func (t *Table) jobItem(j state.TableauJob) map[string]types.AttributeValue {
+	item := key(jobsPK, jobSKPrefix+j.JobID)
+	item[attrPhase] = s(jobOpen)
+	item[attrRunID] = s(j.Run.RunID)
+	item[attrRunTarget] = s(j.Run.Target)
+	item[attrDBTJob] = s(j.DBTJobID)
+	item[attrTargetName] = s(j.TargetName)
+	item[attrItemKind] = s(j.ItemKind)
+	item[attrItemID] = s(j.ItemID)
+	item[attrQueuedAt] = ts(j.QueuedAt)
+	item[attrExpiresAt] = n(t.now().Add(jobRetention).Unix())
+	return item
 }
 
 func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
