@@ -283,7 +283,12 @@ func isLoopback(host string) bool {
 
 func guardRedirects(hc *http.Client) *http.Client {
 	if hc == nil {
-		return &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect: refuseRedirect}
+		// A target map refreshes many items at once against one host; the
+		// default two idle connections per host would make most of those
+		// requests open a new TLS connection every time.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		return &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect: refuseRedirect, Transport: tr}
 	}
 	if hc.CheckRedirect != nil {
 		return hc
