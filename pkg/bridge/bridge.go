@@ -61,6 +61,10 @@ type Config struct {
 	MaxEventAge time.Duration // WEBHOOK_MAX_EVENT_AGE, default 24h
 	Retention   time.Duration // IDEMPOTENCY_RETENTION, default 72h
 	LogLevel    slog.Level    // LOG_LEVEL: debug, info, warn, error
+
+	// getenv is where FromEnv read from; credentials without SECRET_ID are
+	// read from the same place.
+	getenv func(string) string
 }
 
 // FromEnv reads Config. Every problem is reported at once, naming the
@@ -72,6 +76,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		TableauAPIVersion: strings.TrimSpace(getenv("TABLEAU_API_VERSION")),
 		SecretID:          strings.TrimSpace(getenv("SECRET_ID")),
 		StateTable:        strings.TrimSpace(getenv("STATE_TABLE")),
+		getenv:            getenv,
 	}
 	var errs []error
 	var err error
@@ -193,7 +198,11 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 	if cfg.SecretID != "" {
 		d.Secrets = secrets.NewCache(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID, cfg.SecretCacheTTL, logger)
 	} else {
-		d.Secrets = secrets.Env{Getenv: os.Getenv}
+		getenv := cfg.getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		d.Secrets = secrets.Env{Getenv: getenv}
 	}
 	if cfg.StateTable != "" {
 		tbl, err := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.StateTable, nil)
