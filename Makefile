@@ -11,7 +11,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTION  ?= webhook
 EVENT     ?= events/dbt-run-succeeded.json
 
-.PHONY: run invoke test vet unit lint-template check-map deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks
+.PHONY: run invoke test vet unit lint-template check-map deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz
 
 run:
 	$(GO) run ./functions/webhook -listen 127.0.0.1:3000
@@ -52,6 +52,16 @@ check-map:
 deps:
 	@command -v moto_server >/dev/null 2>&1 || pip install --quiet 'moto[server]'
 	@command -v cfn-lint >/dev/null 2>&1 || pip install --quiet cfn-lint
+
+# One table of every figure the README quotes (go test -bench and the load
+# tests); BENCHTIME sets the warm-webhook iterations.
+BENCHTIME ?= 200x
+bench: deps
+	@{ $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./pkg/webhook/ ; \
+	   $(GO) test -run '^$$' -bench VerifySignature ./pkg/dbtcloud/ ; \
+	   $(GO) test -run '^$$' -bench ScheduledRunCost -benchtime 5x ./pkg/scheduler/ ; \
+	   $(GO) test -run '^$$' -bench ColdStart -benchtime 10x ./functions/webhook/ ; \
+	   $(GO) test -count=1 -v -run 'TestLoad' ./pkg/webhook/ ; } 2>&1 | $(GO) run ./cmd/benchtable
 
 build: build-WebhookFunction build-SchedulerFunction
 
