@@ -72,8 +72,9 @@ func NewAlerts(outbox state.Outbox, channels map[string]Notifier, o AlertOptions
 
 // Raise queues the message under key and tries to deliver it now. A key
 // already raised is not sent again. Successes are dropped unless asked for.
-// An error means the message is queued but not yet delivered; the next
-// Flush retries it.
+// A message queued but not delivered yet is not an error here: it is logged
+// and the next Flush retries it. An error means it could not be queued nor
+// sent.
 func (a *Alerts) Raise(ctx context.Context, key string, m notify.Message) error {
 	if !m.Kind.Failure() && !a.successes {
 		return nil
@@ -95,7 +96,7 @@ func (a *Alerts) Raise(ctx context.Context, key string, m notify.Message) error 
 		case !fresh:
 			a.logger.InfoContext(ctx, "failure already notified", "key", ckey)
 		default:
-			errs = append(errs, a.deliver(ctx, ckey, n, m))
+			_ = a.deliver(ctx, ckey, n, m) // logged there; Flush retries
 		}
 	}
 	return errors.Join(errs...)
