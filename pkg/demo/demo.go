@@ -25,7 +25,10 @@ const (
 	PATSecret     = "demo-pat-secret"
 	JobID         = "123"
 	DBTToken      = "demo-dbt-service-token"
-	Site          = "demo"
+	// WebhookToken guards the demo's Tableau webhook route; events/ has a
+	// sample event for it.
+	WebhookToken = "local-demo-webhook-token"
+	Site         = "demo"
 )
 
 // RefreshMap maps the demo job to demo content: a workbook by name and
@@ -55,15 +58,16 @@ func Start() *Demo {
 		Tableau: srv,
 		DBT:     dbt,
 		Env: map[string]string{
-			"DBT_CLOUD_URL":      dbt.URL(),
-			"DBT_ACCOUNT_ID":     strconv.FormatInt(dbt.AccountID(), 10),
-			"DBT_API_TOKEN":      DBTToken,
-			"TABLEAU_SERVER_URL": srv.URL(),
-			"TABLEAU_SITE":       Site,
-			"REFRESH_MAP":        RefreshMap,
-			"DBT_WEBHOOK_SECRET": WebhookSecret,
-			"TABLEAU_PAT_NAME":   PATName,
-			"TABLEAU_PAT_SECRET": PATSecret,
+			"DBT_CLOUD_URL":         dbt.URL(),
+			"DBT_ACCOUNT_ID":        strconv.FormatInt(dbt.AccountID(), 10),
+			"DBT_API_TOKEN":         DBTToken,
+			"TABLEAU_SERVER_URL":    srv.URL(),
+			"TABLEAU_SITE":          Site,
+			"REFRESH_MAP":           RefreshMap,
+			"DBT_WEBHOOK_SECRET":    WebhookSecret,
+			"TABLEAU_PAT_NAME":      PATName,
+			"TABLEAU_PAT_SECRET":    PATSecret,
+			"TABLEAU_WEBHOOK_TOKEN": WebhookToken,
 		},
 	}
 }

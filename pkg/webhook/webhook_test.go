@@ -336,10 +336,15 @@ func TestSampleEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := webhook.New(deps.Secrets, deps.Refresher, webhook.Config{Map: cfg.Map, MaxEventAge: cfg.MaxEventAge})
+	dbtHook, err := webhook.New(deps.Secrets, deps.Refresher, webhook.Config{Map: cfg.Map, MaxEventAge: cfg.MaxEventAge})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tableauHook, err := webhook.NewTableau(deps.Secrets, deps.Store, deps.Tracker, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := webhook.Router{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}
 	tests := []struct {
 		file    string
 		status  int
@@ -350,6 +355,7 @@ func TestSampleEvents(t *testing.T) {
 		{"dbt-bad-signature.json", 401, ""},
 		// Another run of the same job while the first refreshes are queued.
 		{"dbt-run-succeeded-base64.json", 200, "already_queued,already_queued"},
+		{"tableau-refresh-failed.json", 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
