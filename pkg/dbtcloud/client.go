@@ -1,6 +1,8 @@
 package dbtcloud
 
 import (
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,11 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -64,8 +64,8 @@ func NewClient(opts ...Option) (*Client, error) {
 		httpClient: &http.Client{Timeout: defaultHTTPTimeout},
 		logger:     slog.New(slog.DiscardHandler),
 		retry:      defaultRetryPolicy,
-		sleep:      sleepContext,
-		jitter:     fullJitter,
+		sleep:      backoff.Sleep,
+		jitter:     backoff.Jitter,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -283,7 +283,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 				"method", method, "path", path, "attempts", attempt, "error", err)
 			return err
 		}
-		delay := c.backoff(attempt, err)
+		delay := c.retryWait(attempt, err)
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
 			c.logger.WarnContext(ctx, "dbt Cloud request failed; not retrying because the wait would pass the deadline",
 				"method", method, "path", path, "attempt", attempt, "wait", delay, "error", err)
@@ -386,7 +386,7 @@ func (c *Client) newError(resp *http.Response, raw []byte, method, path string) 
 	if len(e.Message) > 1000 {
 		e.Message = e.Message[:1000] + "…"
 	}
-	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	e.RetryAfter = backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
 }
 
@@ -409,64 +409,13 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// parseRetryAfter reads either form RFC 9110 allows: delay-seconds or an
-// HTTP-date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(24*time.Hour/time.Second) {
-			secs = int64(24 * time.Hour / time.Second)
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
 // backoff returns how long to wait before the retry that follows attempt.
-func (c *Client) backoff(attempt int, err error) time.Duration {
+func (c *Client) retryWait(attempt int, err error) time.Duration {
 	var apiErr *Error
 	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
 		// The server knows when its window reopens; retrying sooner only
 		// earns another 429.
 		return apiErr.RetryAfter
 	}
-	ceiling := c.retry.MaxDelay
-	if shift := attempt - 1; shift < 62 {
-		if d := c.retry.BaseDelay << shift; d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
-	return c.jitter(ceiling)
-}
-
-// fullJitter spreads retries uniformly over [0, ceiling] so that many Lambdas
-// throttled together do not come back together.
-func fullJitter(ceiling time.Duration) time.Duration {
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling + 1)
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return c.jitter(backoff.Ceiling(c.retry.BaseDelay, c.retry.MaxDelay, attempt))
 }

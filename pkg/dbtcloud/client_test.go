@@ -764,40 +764,6 @@ func normalize(r Run) string {
 	return string(b)
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"5", 5 * time.Second},
-		{" 60 ", time.Minute},
-		{"0", 0},
-		{"-3", 0},
-		{"Thu, 01 Jan 2026 12:00:30 GMT", 30 * time.Second},
-		{"Thu, 01 Jan 2026 11:00:00 GMT", 0},
-		{"soon", 0},
-		{"999999999", 24 * time.Hour},
-	}
-	for _, tt := range tests {
-		if got := parseRetryAfter(tt.in, now); got != tt.want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestBackoffJitterStaysUnderTheCeiling(t *testing.T) {
-	for range 1000 {
-		if d := fullJitter(10 * time.Millisecond); d < 0 || d > 10*time.Millisecond {
-			t.Fatalf("fullJitter = %v", d)
-		}
-	}
-	if fullJitter(0) != 0 {
-		t.Error("fullJitter(0) != 0")
-	}
-}
-
 // Nothing leaves the client with a spent context, so a trigger is not
 // reported as possibly started.
 func TestTriggerWithCancelledContextIsUnambiguous(t *testing.T) {

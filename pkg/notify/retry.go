@@ -1,13 +1,10 @@
 package notify
 
 import (
-	"context"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
+
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -61,52 +58,6 @@ func (p RetryPolicy) validate() error {
 	return nil
 }
 
-// backoff is "full jitter": a uniform wait in [0, min(MaxDelay, BaseDelay*2^(attempt-1))].
-// See https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/.
 func (p RetryPolicy) backoff(attempt int) time.Duration {
-	ceiling := p.BaseDelay
-	for i := 1; i < attempt && ceiling < p.MaxDelay; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, p.MaxDelay)
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling + 1)
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds (what Slack
-// sends) or an HTTP date. See https://www.rfc-editor.org/rfc/rfc9110#field.retry-after.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Full(p.BaseDelay, p.MaxDelay, attempt)
 }

@@ -1,6 +1,8 @@
 package notify
 
 import (
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -88,7 +90,7 @@ func NewSlack(webhookURL string, opts ...SlackOption) (*Slack, error) {
 		client: &http.Client{Timeout: 10 * time.Second},
 		retry:  DefaultRetryPolicy(),
 		logger: slog.New(slog.DiscardHandler),
-		sleep:  sleepCtx,
+		sleep:  backoff.Sleep,
 	}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
@@ -217,7 +219,7 @@ func (s *Slack) post(ctx context.Context, body []byte) error {
 		StatusCode: resp.StatusCode,
 		Body:       asciiLine(string(reply), 100),
 		Host:       s.host,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 }
 

@@ -1,6 +1,8 @@
 package tableau
 
 import (
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -218,7 +220,7 @@ func NewClient(serverURL string, opts ...Option) (*Client, error) {
 		logger:       slog.New(slog.DiscardHandler),
 		retry:        DefaultRetryPolicy(),
 		pageSize:     defaultPageSize,
-		sleep:        sleepCtx,
+		sleep:        backoff.Sleep,
 		leaseTTL:     30 * time.Second,
 		leaseWait:    60 * time.Second,
 		leasePoll:    25 * time.Millisecond,

@@ -1,6 +1,8 @@
 package tableau
 
 import (
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -336,7 +338,7 @@ func replyError(r *request, path string, resp *http.Response, data []byte) error
 		StatusCode: resp.StatusCode,
 		Method:     r.method,
 		Path:       path,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	body := bytes.TrimSpace(data)
 	var j struct {

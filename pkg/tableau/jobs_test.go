@@ -3,6 +3,7 @@ package tableau
 import (
 	"context"
 	"errors"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -230,7 +231,7 @@ func TestWaitForJob(t *testing.T) {
 func TestWaitForJobDeadline(t *testing.T) {
 	env := setup(t)
 	env.handleSignIn(t)
-	env.client.sleep = sleepCtx
+	env.client.sleep = backoff.Sleep
 	env.mux.HandleFunc("GET "+sitePrefix+"/jobs/job-1", func(w http.ResponseWriter, r *http.Request) {
 		writeBytes(w, 200, "application/json", fixture(t, "job_running.json"))
 	})

@@ -1,13 +1,12 @@
 package tableau
 
 import (
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
+
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -60,7 +59,7 @@ func (c *Client) exchange(ctx context.Context, r *request, sess *Session) error 
 		if !ok {
 			return err
 		}
-		if deadline, has := ctx.Deadline(); has && time.Now().Add(delay).After(deadline) {
+		if !backoff.Fits(ctx, delay) {
 			// Sleeping would only run into the deadline: report the real cause now.
 			return err
 		}
@@ -112,53 +111,5 @@ func (c *Client) retryDelay(attempt int, err error) (time.Duration, bool) {
 		}
 		return te.RetryAfter, true
 	}
-	return backoff(c.retry, attempt), true
-}
-
-// backoff is "full jitter": a uniform wait in [0, min(MaxDelay, BaseDelay*2^(attempt-1))].
-func backoff(p RetryPolicy, attempt int) time.Duration {
-	ceiling := p.BaseDelay
-	for i := 1; i < attempt && ceiling < p.MaxDelay; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, p.MaxDelay)
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling + 1)
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-// See https://www.rfc-editor.org/rfc/rfc9110#field.retry-after.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Full(c.retry.BaseDelay, c.retry.MaxDelay, attempt), true
 }

@@ -226,64 +226,6 @@ func TestRetryDroppedConnection(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"7", 7 * time.Second},
-		{" 120 ", 2 * time.Minute},
-		{"-3", 0},
-		{"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{"Sat, 01 Jun 2024 12:00:30 GMT", 30 * time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := parseRetryAfter(tt.in, now); got != tt.want {
-				t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestBackoffBounds(t *testing.T) {
-	p := RetryPolicy{MaxAttempts: 10, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}
-	tests := []struct {
-		attempt int
-		ceiling time.Duration
-	}{
-		{1, 100 * time.Millisecond},
-		{2, 200 * time.Millisecond},
-		{3, 400 * time.Millisecond},
-		{4, 800 * time.Millisecond},
-		{5, time.Second},
-		{9, time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(strconv.Itoa(tt.attempt), func(t *testing.T) {
-			var sawHigh bool
-			for range 500 {
-				d := backoff(p, tt.attempt)
-				if d < 0 || d > tt.ceiling {
-					t.Fatalf("backoff(%d) = %s, outside [0, %s]", tt.attempt, d, tt.ceiling)
-				}
-				sawHigh = sawHigh || d > tt.ceiling/2
-			}
-			if !sawHigh {
-				t.Errorf("backoff(%d) never above half its ceiling: not full jitter", tt.attempt)
-			}
-		})
-	}
-	if d := backoff(RetryPolicy{MaxAttempts: 2}, 3); d != 0 {
-		t.Errorf("zero policy backoff = %s", d)
-	}
-}
-
 func TestErrorIsAndText(t *testing.T) {
 	tests := []struct {
 		err   *Error

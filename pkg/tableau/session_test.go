@@ -3,6 +3,7 @@ package tableau
 import (
 	"context"
 	"errors"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"net/http"
 	"strings"
 	"sync"
@@ -261,7 +262,7 @@ func TestSharedSessionFlow(t *testing.T) {
 			store := &flakyStore{MemorySessionStore: mem, fail: tt.fail}
 			env := setup(t, WithSessionStore(store))
 			// Real sleeps here, but short: the lease cases need time to pass.
-			env.client.sleep = sleepCtx
+			env.client.sleep = backoff.Sleep
 			env.client.leasePoll = time.Millisecond
 			env.client.leasePollMax = 5 * time.Millisecond
 			env.client.leaseWait = 200 * time.Millisecond
