@@ -117,36 +117,7 @@ func (c *Client) Datasource(ctx context.Context, id string) (*Datasource, error)
 //
 // See https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api_ref_workbooks_and_views.htm#query_workbooks_for_site.
 func (c *Client) FindWorkbook(ctx context.Context, name, project string) (*Workbook, error) {
-	if name == "" {
-		return nil, errors.New("find workbook: name is empty")
-	}
-	var matches []*Workbook
-	err := c.list(ctx, "workbooks", nameFilter(name, project), func(page json.RawMessage) (int, error) {
-		var items struct {
-			Workbook []*Workbook `json:"workbook"`
-		}
-		if err := decodeList(page, &items); err != nil {
-			return 0, err
-		}
-		for _, w := range items.Workbook {
-			if w.Name == name && (project == "" || w.Project.Name == project) {
-				matches = append(matches, w)
-			}
-		}
-		return len(items.Workbook), nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find workbook %q: %w", name, err)
-	}
-	projects := make([]Project, len(matches))
-	ids := make([]string, len(matches))
-	for i, m := range matches {
-		projects[i], ids[i] = m.Project, m.ID
-	}
-	if err := pickOne("workbook", name, project, projects, ids); err != nil {
-		return nil, err
-	}
-	return matches[0], nil
+	return findOne[*Workbook](ctx, c, "workbooks", "workbook", name, project)
 }
 
 // FindDatasource returns the published data source called name, in the
@@ -155,33 +126,52 @@ func (c *Client) FindWorkbook(ctx context.Context, name, project string) (*Workb
 //
 // See https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api_ref_data_sources.htm#query_data_sources.
 func (c *Client) FindDatasource(ctx context.Context, name, project string) (*Datasource, error) {
-	if name == "" {
-		return nil, errors.New("find data source: name is empty")
+	return findOne[*Datasource](ctx, c, "datasources", "datasource", name, project)
+}
+
+// item is content that FindWorkbook and FindDatasource search for.
+type item interface {
+	*Workbook | *Datasource
+	ref() (name string, project Project, id string)
+}
+
+func (w *Workbook) ref() (string, Project, string)   { return w.Name, w.Project, w.ID }
+func (d *Datasource) ref() (string, Project, string) { return d.Name, d.Project, d.ID }
+
+// findOne lists collection (filtered server-side where the name allows) and
+// matches the name exactly here, since the server's filter cannot be trusted
+// with every name.
+func findOne[T item](ctx context.Context, c *Client, collection, kind, name, project string) (T, error) {
+	what := kind
+	if kind == "datasource" {
+		what = "data source"
 	}
-	var matches []*Datasource
-	err := c.list(ctx, "datasources", nameFilter(name, project), func(page json.RawMessage) (int, error) {
-		var items struct {
-			Datasource []*Datasource `json:"datasource"`
-		}
+	if name == "" {
+		return nil, fmt.Errorf("find %s: name is empty", what)
+	}
+	var matches []T
+	var projects []Project
+	var ids []string
+	err := c.list(ctx, collection, nameFilter(name, project), func(page json.RawMessage) (int, error) {
+		var items map[string][]T
 		if err := decodeList(page, &items); err != nil {
 			return 0, err
 		}
-		for _, d := range items.Datasource {
-			if d.Name == name && (project == "" || d.Project.Name == project) {
-				matches = append(matches, d)
+		for _, it := range items[kind] {
+			if it == nil { // a null entry in a malformed reply
+				continue
+			}
+			n, p, id := it.ref()
+			if n == name && (project == "" || p.Name == project) {
+				matches, projects, ids = append(matches, it), append(projects, p), append(ids, id)
 			}
 		}
-		return len(items.Datasource), nil
+		return len(items[kind]), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("find data source %q: %w", name, err)
+		return nil, fmt.Errorf("find %s %q: %w", what, name, err)
 	}
-	projects := make([]Project, len(matches))
-	ids := make([]string, len(matches))
-	for i, m := range matches {
-		projects[i], ids[i] = m.Project, m.ID
-	}
-	if err := pickOne("datasource", name, project, projects, ids); err != nil {
+	if err := pickOne(kind, name, project, projects, ids); err != nil {
 		return nil, err
 	}
 	return matches[0], nil

@@ -239,7 +239,11 @@ func (c *Client) ListWebhooks(ctx context.Context) ([]*Webhook, error) {
 		if err := decodeList(page, &items); err != nil {
 			return 0, err
 		}
-		all = append(all, items.Webhook...)
+		for _, w := range items.Webhook {
+			if w != nil { // a null entry in a malformed reply
+				all = append(all, w)
+			}
+		}
 		return len(items.Webhook), nil
 	})
 	if err != nil {
