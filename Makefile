@@ -63,6 +63,17 @@ bench: deps
 	   $(GO) test -run '^$$' -bench ColdStart -benchtime 10x ./functions/webhook/ ; \
 	   $(GO) test -count=1 -v -run 'TestLoad' ./pkg/webhook/ ; } 2>&1 | $(GO) run ./cmd/benchtable
 
+# Runs every fuzz target for FUZZTIME each (make test runs their seed corpora
+# in testdata/fuzz). A failing input is kept in testdata/fuzz for the fix.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./pkg/...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
 build: build-WebhookFunction build-SchedulerFunction
 
 ARTIFACTS_DIR ?= .aws-sam/local
