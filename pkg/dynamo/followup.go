@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -58,45 +57,6 @@ func getTime(item map[string]types.AttributeValue, name string) time.Time {
 
 // OpenJob implements state.TableauJobs.
 func (t *Table) OpenJob(ctx context.Context, j state.TableauJob) error {
-	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(t.name), Item: t.jobItem(j),
-		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
-	})
-	if _, dup := conditionFailed(err); dup {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("record Tableau job %s: %w", j.JobID, err)
-	}
-	return nil
-}
-
-// CompleteAndOpen implements state.TableauJobs with one transaction: the
-// claim's completion (conditional on still holding it) and the open job.
-func (t *Table) CompleteAndOpen(ctx context.Context, owner string, j state.TableauJob) error {
-	upd := t.completeInput(j.Run, owner, state.OutcomeRefreshed, j.JobID)
-	_, err := t.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{
-			{Update: &types.Update{
-				TableName: upd.TableName, Key: upd.Key, UpdateExpression: upd.UpdateExpression,
-				ConditionExpression: upd.ConditionExpression, ExpressionAttributeNames: upd.ExpressionAttributeNames,
-				ExpressionAttributeValues: upd.ExpressionAttributeValues,
-			}},
-			{Put: &types.Put{TableName: aws.String(t.name), Item: t.jobItem(j)}},
-		},
-	})
-	var canceled *types.TransactionCanceledException
-	if errors.As(err, &canceled) {
-		return fmt.Errorf("complete %s: claim no longer held by this invocation", j.Run)
-	}
-	if err != nil {
-		return fmt.Errorf("complete %s and record Tableau job %s: %w", j.Run, j.JobID, err)
-	}
-	return nil
-}
-
-func (t *Table) jobItem(j state.TableauJob) map[string]types.AttributeValue {
 	item := key(jobsPK, jobSKPrefix+j.JobID)
 	item[attrPhase] = s(jobOpen)
 	item[attrRunID] = s(j.Run.RunID)
@@ -107,7 +67,18 @@ func (t *Table) jobItem(j state.TableauJob) map[string]types.AttributeValue {
 	item[attrItemID] = s(j.ItemID)
 	item[attrQueuedAt] = ts(j.QueuedAt)
 	item[attrExpiresAt] = n(t.now().Add(jobRetention).Unix())
-	return item
+	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(t.name), Item: item,
+		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
+		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+	})
+	if _, dup := conditionFailed(err); dup {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record Tableau job %s: %w", j.JobID, err)
+	}
+	return nil
 }
 
 func decodeJob(it map[string]types.AttributeValue) state.TableauJob {

@@ -70,18 +70,7 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 
 // Complete implements state.Idempotency.
 func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID string) error {
-	_, err := t.api.UpdateItem(ctx, t.completeInput(k, owner, outcome, jobID))
-	if _, ok := conditionFailed(err); ok {
-		return fmt.Errorf("complete %s: claim no longer held by this invocation", k)
-	}
-	if err != nil {
-		return fmt.Errorf("complete %s: %w", k, err)
-	}
-	return nil
-}
-
-func (t *Table) completeInput(k state.Key, owner, outcome, jobID string) *dynamodb.UpdateItemInput {
-	return &dynamodb.UpdateItemInput{
+	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(t.name),
 		Key:                 idemKey(k),
 		UpdateExpression:    aws.String("SET #status = :completed, #outcome = :outcome, #job = :job, #upd = :upd"),
@@ -94,7 +83,14 @@ func (t *Table) completeInput(k state.Key, owner, outcome, jobID string) *dynamo
 			":upd": s(t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
 			":inprogress": s(string(state.StatusInProgress)),
 		},
+	})
+	if _, ok := conditionFailed(err); ok {
+		return fmt.Errorf("complete %s: claim no longer held by this invocation", k)
 	}
+	if err != nil {
+		return fmt.Errorf("complete %s: %w", k, err)
+	}
+	return nil
 }
 
 // Release implements state.Idempotency.

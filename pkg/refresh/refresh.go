@@ -203,17 +203,16 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if r.jobs != nil && o.JobID != "" {
-		// One write records the refresh and the job to follow.
-		j := state.TableauJob{JobID: o.JobID, Run: key, DBTJobID: run.DBTJobID, TargetName: t.String(), ItemKind: string(t.Kind), ItemID: itemID, QueuedAt: r.now()}
-		err = r.jobs.CompleteAndOpen(cctx, owner, j)
-	} else {
-		err = r.store.Complete(cctx, key, owner, outcome, o.JobID)
-	}
-	if err != nil {
+	if err := r.store.Complete(cctx, key, owner, outcome, o.JobID); err != nil {
 		// Tableau has the refresh; a lost record can only cause a repeat that
 		// Tableau itself refuses with 409093 while the job is queued.
 		log.WarnContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", o.JobID)
+	}
+	if r.jobs != nil && o.JobID != "" {
+		j := state.TableauJob{JobID: o.JobID, Run: key, DBTJobID: run.DBTJobID, TargetName: t.String(), ItemKind: string(t.Kind), ItemID: itemID, QueuedAt: r.now()}
+		if err := r.jobs.OpenJob(cctx, j); err != nil {
+			log.WarnContext(ctx, "could not record the job to follow", "error", err, "tableau_job_id", o.JobID)
+		}
 	}
 	log.InfoContext(ctx, "refresh queued", "result", o.Result, "tableau_job_id", o.JobID, "item_id", itemID)
 	return o

@@ -39,9 +39,6 @@ type TargetSummary struct {
 type TableauJobs interface {
 	// OpenJob records a queued job. Recording the same job twice is harmless.
 	OpenJob(ctx context.Context, j TableauJob) error
-	// CompleteAndOpen is Idempotency.Complete with OutcomeRefreshed and
-	// OpenJob in one step: one request on the hot path instead of two.
-	CompleteAndOpen(ctx context.Context, owner string, j TableauJob) error
 	// OpenJobs lists the open jobs, oldest first.
 	OpenJobs(ctx context.Context) ([]TableauJob, error)
 	// CloseJob removes an open job and writes its end on the run's target
@@ -68,14 +65,6 @@ func (m *Memory) OpenJob(_ context.Context, j TableauJob) error {
 		m.allJobs[j.JobID] = j
 	}
 	return nil
-}
-
-// CompleteAndOpen implements TableauJobs.
-func (m *Memory) CompleteAndOpen(ctx context.Context, owner string, j TableauJob) error {
-	if err := m.Complete(ctx, j.Run, owner, OutcomeRefreshed, j.JobID); err != nil {
-		return err
-	}
-	return m.OpenJob(ctx, j)
 }
 
 // LatestJob implements TableauJobs.
