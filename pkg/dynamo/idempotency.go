@@ -85,7 +85,7 @@ func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID
 		},
 	})
 	if _, ok := conditionFailed(err); ok {
-		return fmt.Errorf("complete %s: claim no longer held by this invocation", k)
+		return fmt.Errorf("complete %s: %w by this invocation", k, state.ErrNotHeld)
 	}
 	if err != nil {
 		return fmt.Errorf("complete %s: %w", k, err)

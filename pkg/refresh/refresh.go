@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
@@ -201,12 +202,20 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	} else if res.Job != nil {
 		o.JobID = res.Job.ID
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	// Recording the refresh matters more than answering fast: until it is
+	// recorded a redelivery meets the claim in progress, and once the claim
+	// lapses it would refresh again. So the write may use all the time the
+	// claim is held, even past ctx's (shorter) reply deadline.
+	until := holdUntil
+	if floor := r.now().Add(2 * time.Second); until.Before(floor) {
+		until = floor
+	}
+	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	defer cancel()
-	if err := r.store.Complete(cctx, key, owner, outcome, o.JobID); err != nil {
+	if err := r.complete(cctx, key, owner, outcome, o.JobID); err != nil {
 		// Tableau has the refresh; a lost record can only cause a repeat that
 		// Tableau itself refuses with 409093 while the job is queued.
-		log.WarnContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", o.JobID)
+		log.ErrorContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", o.JobID)
 	}
 	if r.jobs != nil && o.JobID != "" {
 		j := state.TableauJob{JobID: o.JobID, Run: key, DBTJobID: run.DBTJobID, TargetName: t.String(), ItemKind: string(t.Kind), ItemID: itemID, QueuedAt: r.now()}
@@ -216,6 +225,22 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	}
 	log.InfoContext(ctx, "refresh queued", "result", o.Result, "tableau_job_id", o.JobID, "item_id", itemID)
 	return o
+}
+
+// complete records the claim as done, retrying transient store errors (the
+// SDK retries throttling itself; this covers a slow or failed call) until
+// ctx ends. A claim taken over by another invocation is not retried.
+func (r *Refresher) complete(ctx context.Context, key state.Key, owner, outcome, jobID string) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = r.store.Complete(ctx, key, owner, outcome, jobID); err == nil || errors.Is(err, state.ErrNotHeld) {
+			return err
+		}
+		wait := backoff.Full(50*time.Millisecond, time.Second, attempt)
+		if !backoff.Fits(ctx, wait) || backoff.Sleep(ctx, wait) != nil {
+			return err
+		}
+	}
 }
 
 // queue resolves the target to a LUID and asks Tableau to refresh it. A LUID

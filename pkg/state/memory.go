@@ -56,7 +56,7 @@ func (m *Memory) Complete(_ context.Context, k Key, owner, outcome, jobID string
 	defer m.mu.Unlock()
 	r, ok := m.records[k]
 	if !ok || r.Owner != owner || r.Status != StatusInProgress {
-		return fmt.Errorf("complete %s: claim no longer held", k)
+		return fmt.Errorf("complete %s: %w", k, ErrNotHeld)
 	}
 	r.Status, r.Outcome, r.JobID, r.UpdatedAt = StatusCompleted, outcome, jobID, m.now()
 	m.records[k] = r

@@ -12,6 +12,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -79,6 +80,10 @@ type Claim struct {
 	// Retention is how long the record blocks repeats once written.
 	Retention time.Duration
 }
+
+// ErrNotHeld is returned (wrapped) by Complete when the caller's claim lapsed
+// and another invocation took the key over.
+var ErrNotHeld = errors.New("claim no longer held")
 
 // ClaimedError is returned by Begin when a live record already holds the key:
 // the refresh was done (Status COMPLETED) or is being done (INPROGRESS).

@@ -85,8 +85,8 @@ func TestIdempotency(t *testing.T, newStore func(t *testing.T, clock func() time
 			t.Fatalf("Begin after lapse = %v", err)
 		}
 		// The crashed owner must not complete or release its successor's claim.
-		if err := s.Complete(ctx, k, "a", state.OutcomeRefreshed, "job-a"); err == nil {
-			t.Error("stale owner completed a claim it no longer holds")
+		if err := s.Complete(ctx, k, "a", state.OutcomeRefreshed, "job-a"); !errors.Is(err, state.ErrNotHeld) {
+			t.Errorf("stale owner's Complete = %v, want ErrNotHeld", err)
 		}
 		if err := s.Release(ctx, k, "a"); err != nil {
 			t.Fatal(err)
