@@ -50,7 +50,7 @@ func (r Runs) BeginTrigger(ctx context.Context, jobID, owner, tick string, lease
 		TableName: aws.String(r.t.name),
 		Item:      item,
 		ConditionExpression: aws.String("attribute_not_exists(#pk) OR (#phase = :triggering AND #lease <= :nowms) OR " +
-			"(#phase = :settled AND #tick <> :tick)"),
+			"(#phase = :settled AND #tick < :tick)"),
 		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#phase": attrPhase, "#lease": attrLeaseUntil, "#tick": attrTick},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":triggering": s(state.PhaseTriggering), ":settled": s(state.PhaseSettled), ":nowms": n(now.UnixMilli()), ":tick": s(tick),

@@ -66,7 +66,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := toEvent(r, route, body)
-	ctx, cancel := lambdaContext(r.Context(), req.RequestContext.RequestID, s.Timeout)
+	// API Gateway lets the function run on when the caller hangs up; so
+	// does this, or a client timeout would cut a refresh off half way.
+	ctx, cancel := lambdaContext(context.WithoutCancel(r.Context()), req.RequestContext.RequestID, s.Timeout)
 	defer cancel()
 	resp, err := s.Handler(ctx, req)
 	if err != nil {

@@ -180,10 +180,9 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	tick := ev.ScheduledTime
-	if tick == "" {
-		// An unscheduled invocation (by hand, or a test) is its own tick.
-		tick = "manual-" + newOwner()
+	tick, err := tickOf(ev, s.cfg.Now())
+	if err != nil {
+		return Result{}, err
 	}
 	until := s.pollUntil(ctx)
 	if ev.Follow {
@@ -219,6 +218,22 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// tickLayout is fixed-width, so that ticks order as strings in the store.
+const tickLayout = "2006-01-02T15:04:05.000000000Z"
+
+// tickOf names the invocation's tick: the scheduled time EventBridge passes,
+// or now for an unscheduled invocation (by hand, or a test).
+func tickOf(ev Event, now time.Time) (string, error) {
+	if ev.ScheduledTime == "" {
+		return now.UTC().Format(tickLayout), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, ev.ScheduledTime)
+	if err != nil {
+		return "", fmt.Errorf("scheduled event: scheduled_time %q is not an RFC 3339 time", ev.ScheduledTime)
+	}
+	return t.UTC().Format(tickLayout), nil
 }
 
 // jobsFor validates the event and returns the jobs to handle, before any is
@@ -301,7 +316,7 @@ func (s *Scheduler) trigger(ctx context.Context, log *slog.Logger, res JobResult
 		return s.follow(ctx, log, res, held.Existing.TriggeredAt, until)
 	case errors.As(err, &held):
 		res.RunID, res.Outcome, res.Message = held.Existing.RunID, AlreadyHandled, held.Error()
-		if held.Existing.Phase == state.PhaseSettled && held.Existing.Outcome != Refreshed {
+		if held.Existing.Phase == state.PhaseSettled && held.Existing.Tick == tick && held.Existing.Outcome != Refreshed {
 			// A retried tick repeats the failure it is retrying for, so the
 			// event still ends in the dead-letter queue.
 			res.Outcome, res.Status = held.Existing.Outcome, held.Existing.Outcome

@@ -275,6 +275,7 @@ func TestBadEvents(t *testing.T) {
 		{"unmapped", scheduler.Event{Jobs: []string{"123", "999"}}, "dbt job 999 has no Tableau targets"},
 		{"twice", scheduler.Event{Jobs: []string{"123", "123"}}, "listed twice"},
 		{"follow with jobs", scheduler.Event{Jobs: []string{"123"}, Follow: true}, `do not list "jobs"`},
+		{"bad scheduled time", scheduler.Event{Jobs: []string{"123"}, ScheduledTime: "<aws.scheduler.scheduled-time>"}, "not an RFC 3339 time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,8 +26,9 @@ const (
 type ScheduledRun struct {
 	JobID string
 	Phase string
-	// Tick names the schedule tick (the scheduled time EventBridge passes)
-	// whose invocation triggered the run.
+	// Tick names the schedule tick (the scheduled time EventBridge passes,
+	// as a fixed-width UTC time so that ticks order as strings) whose
+	// invocation triggered the run.
 	Tick string
 	// Outcome is set once SETTLED.
 	Outcome string
@@ -60,8 +61,8 @@ func (e *LeaseHeldError) Error() string {
 type ScheduledRuns interface {
 	// BeginTrigger takes the job for owner until leaseUntil, before the run
 	// is triggered for tick. It fails with *LeaseHeldError when a run is in
-	// flight, another owner's lease is live, or a run for the same tick was
-	// already settled.
+	// flight, another owner's lease is live, or a run for this tick or a
+	// later one was already settled.
 	BeginTrigger(ctx context.Context, jobID, owner, tick string, leaseUntil time.Time) error
 	// Started records the run that owner triggered.
 	Started(ctx context.Context, jobID, owner string, runID int64, at time.Time) error
@@ -106,7 +107,9 @@ func blocksTrigger(cur ScheduledRun, tick string, now time.Time) bool {
 	case PhaseRunning:
 		return true
 	case PhaseSettled:
-		return cur.Tick == tick
+		// Ticks are fixed-width UTC times, so they order as strings: a retry
+		// of this tick or of an earlier one must not trigger again.
+		return cur.Tick >= tick
 	}
 	return now.Before(cur.LeaseUntil)
 }

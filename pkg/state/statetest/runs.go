@@ -53,8 +53,10 @@ func TestScheduledRuns(t *testing.T, newStore func(t *testing.T, clock func() ti
 		if err != nil || r == nil || r.Phase != state.PhaseSettled || r.Outcome != "refreshed" || r.Tick != "t1" || r.RunID != 777 {
 			t.Fatalf("Get after settle = %+v, %v", r, err)
 		}
-		// A retried invocation of tick t1 must not trigger again; tick t2 may.
+		// A retried invocation of tick t1 must not trigger again, nor one of
+		// an earlier tick; tick t2 may.
 		held(t, s.BeginTrigger(ctx, "123", "b", "t1", c.Now().Add(time.Minute)), state.PhaseSettled)
+		held(t, s.BeginTrigger(ctx, "123", "b", "t0", c.Now().Add(time.Minute)), state.PhaseSettled)
 		if err := s.BeginTrigger(ctx, "123", "b", "t2", c.Now().Add(time.Minute)); err != nil {
 			t.Fatalf("BeginTrigger for the next tick = %v", err)
 		}
