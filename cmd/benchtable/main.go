@@ -38,9 +38,9 @@ func run(in io.Reader, out io.Writer) error {
 			}
 		case strings.Contains(line, "LOAD: "):
 			// t.Logf prefixes the file and line.
-			f := strings.Fields(line[strings.Index(line, "LOAD: ")+len("LOAD: "):])
-			if len(f) > 0 {
-				rows = append(rows, row{name: "load: " + f[0], figures: f[1:]})
+			name, rest, _ := strings.Cut(strings.TrimSpace(line[strings.Index(line, "LOAD: ")+len("LOAD: "):]), " ")
+			if name != "" {
+				rows = append(rows, row{name: "load: " + strings.TrimSuffix(name, ":"), figures: []string{strings.TrimSpace(rest)}})
 			}
 		case strings.HasPrefix(line, "--- FAIL") || strings.HasPrefix(line, "FAIL"):
 			failed = append(failed, line)

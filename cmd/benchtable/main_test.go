@@ -13,8 +13,8 @@ func TestRun(t *testing.T) {
 		{
 			name: "bench and load lines",
 			in: "goos: linux\nBenchmarkWarmWebhook/tableau-latency=0ms/targets=1-2  \t 200\t 202354 ns/op\t 0.1530 p50-ms\t 335 allocs/op\n" +
-				"    harness_test.go:10: LOAD: load-duplicates deliveries=1000 throughput=250/s\nok  \tpkg\t1.2s\n",
-			want: "| WarmWebhook/tableau-latency=0ms/targets=1 | 202354 ns/op, 0.1530 p50-ms, 335 allocs/op |\n| load: load-duplicates | deliveries=1000, throughput=250/s |\n",
+				"    harness_test.go:10: LOAD: load-duplicates: 1000 deliveries, throughput=250/s\nok  \tpkg\t1.2s\n",
+			want: "| WarmWebhook/tableau-latency=0ms/targets=1 | 202354 ns/op, 0.1530 p50-ms, 335 allocs/op |\n| load: load-duplicates | 1000 deliveries, throughput=250/s |\n",
 		},
 		{name: "nothing", in: "ok pkg 1s\n", wantErr: "no benchmark lines"},
 		{name: "failure is an error", in: "BenchmarkX-2 1 5 ns/op\n--- FAIL: BenchmarkY\n", want: "| X | 5 ns/op |", wantErr: "failed"},
