@@ -82,6 +82,10 @@ var seq atomic.Int64
 
 type option func(env map[string]string)
 
+// productionRetries, set in a world's env, gives its Tableau client the
+// default retry policy. bridge.FromEnv ignores the key.
+const productionRetries = "test:production-retries"
+
 func newWorld(t *testing.T, opts ...option) *world {
 	t.Helper()
 	ctx := context.Background()
@@ -122,8 +126,13 @@ func newWorld(t *testing.T, opts ...option) *world {
 		t.Fatal(err)
 	}
 	logger := logging.New(w.logs, slog.LevelDebug)
-	w.deps, err = bridge.Build(ctx, cfg, logger,
-		tableau.WithRetryPolicy(tableau.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}))
+	// Fast retries keep the tests quick; tests of behaviour under faults
+	// ask for the production policy, which honours Retry-After.
+	retry := tableau.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+	if env[productionRetries] != "" {
+		retry = tableau.DefaultRetryPolicy()
+	}
+	w.deps, err = bridge.Build(ctx, cfg, logger, tableau.WithRetryPolicy(retry))
 	if err != nil {
 		t.Fatal(err)
 	}

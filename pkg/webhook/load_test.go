@@ -97,6 +97,10 @@ func loadMap(luid map[string]string) string {
 // fault-injecting proxy in front of the simulator.
 func loadOption(t *testing.T, faults *loadFaultProxy, luid map[string]string) option {
 	return func(env map[string]string) {
+		// Retry like a deployment does: with 30% of Tableau calls failing,
+		// the test's fast two-attempt policy would make some delivery fail
+		// six times running now and then.
+		env[productionRetries] = "yes"
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c, err := tableau.NewClient(env["TABLEAU_SERVER_URL"], tableau.WithSite(env["TABLEAU_SITE"]), tableau.WithPAT(patName, patSecret))
