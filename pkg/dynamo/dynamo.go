@@ -4,10 +4,11 @@
 // the number attribute "expires_at". Items are told apart by typed key
 // prefixes, so later kinds of record join the same table:
 //
-//	pk RUN#<dbt run id>              sk TARGET#<target key>   refresh idempotency
+//	pk RUN#<dbt run id>              sk TARGET#<target key>   refresh idempotency, its Tableau
+//	                                                          job and how it ended (indexed by
+//	                                                          open-jobs and item-jobs)
 //	pk TABLEAU#SESSION#<key>         sk SESSION | LOCK        shared Tableau session
 //	pk SCHEDULER#RUNS                sk JOB#<dbt job id>      scheduler's dbt run in flight
-//	pk TABLEAU#JOBS                  sk JOB#<tableau job id>  refresh job being followed
 //	pk NOTIFY                        sk <failure key>         notification outbox
 package dynamo
 
@@ -66,12 +67,19 @@ func CreateTable(ctx context.Context, c *dynamodb.Client, name string) error {
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrOpenJob), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrJobItem), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrQueuedAt), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
 		},
 		BillingMode: types.BillingModePayPerRequest,
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
+			jobIndex(IndexOpenJobs, attrOpenJob),
+			jobIndex(IndexItemJobs, attrJobItem),
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("create table %s: %w", name, err)
@@ -84,6 +92,19 @@ func CreateTable(ctx context.Context, c *dynamodb.Client, name string) error {
 		return fmt.Errorf("enable TTL on %s: %w", name, err)
 	}
 	return nil
+}
+
+// jobIndex is a sparse index of target records with a Tableau job, keyed by
+// attr and sorted by the time the job was queued.
+func jobIndex(name, attr string) types.GlobalSecondaryIndex {
+	return types.GlobalSecondaryIndex{
+		IndexName: aws.String(name),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(attr), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(attrQueuedAt), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+	}
 }
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }

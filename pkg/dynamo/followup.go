@@ -19,25 +19,32 @@ var (
 	_ state.Outbox      = (*Table)(nil)
 )
 
-// Open jobs and notifications each live in one partition: there are few at a
-// time and the follow-up lists them all. Closed and sent items stay, marked,
-// until their TTL, so that a late duplicate cannot reopen or resend them.
+// A queued Tableau job is written on its run's target record, in the same
+// update that completes the claim, so that recording it costs no request of
+// its own. Two sparse indexes find it again: "open-jobs" holds the records
+// whose job is still open (the attribute is removed when the job ends), and
+// "item-jobs" every record with a job, by Tableau item.
+//
+// Notifications live in one partition: there are few at a time and the
+// follow-up lists them all. Sent ones stay, marked, until their TTL, so that
+// a late duplicate cannot resend them.
 const (
-	jobsPK       = "TABLEAU#JOBS"
-	jobSKPrefix  = "JOB#"
-	outboxPK     = "NOTIFY"
-	jobOpen      = "OPEN"
-	jobClosed    = "CLOSED"
-	jobRetention = 7 * 24 * time.Hour
+	// IndexOpenJobs and IndexItemJobs are the table's global secondary
+	// indexes; template.yaml declares them too.
+	IndexOpenJobs = "open-jobs"
+	IndexItemJobs = "item-jobs"
+
+	outboxPK = "NOTIFY"
+	jobOpen  = "OPEN"
 	// Notifications are remembered for longer than any failure is reported
 	// again (a Tableau webhook retry, a late follow-up).
 	outboxRetention = 30 * 24 * time.Hour
 
-	attrRunTarget    = "target"
+	attrOpenJob      = "open_job" // "OPEN" while the job is open; the open-jobs key
+	attrJobItem      = "job_item" // the Tableau item LUID; the item-jobs key
+	attrQueuedAt     = "queued_at"
 	attrTargetName   = "target_name"
 	attrItemKind     = "item_kind"
-	attrItemID       = "item_id"
-	attrQueuedAt     = "queued_at"
 	attrRefreshState = "refresh_state"
 	attrNotes        = "notes"
 	attrFinishedAt   = "finished_at"
@@ -55,48 +62,38 @@ func getTime(item map[string]types.AttributeValue, name string) time.Time {
 	return t
 }
 
-// OpenJob implements state.TableauJobs.
-func (t *Table) OpenJob(ctx context.Context, j state.TableauJob) error {
-	item := key(jobsPK, jobSKPrefix+j.JobID)
-	item[attrPhase] = s(jobOpen)
-	item[attrRunID] = s(j.Run.RunID)
-	item[attrRunTarget] = s(j.Run.Target)
-	item[attrDBTJob] = s(j.DBTJobID)
-	item[attrTargetName] = s(j.TargetName)
-	item[attrItemKind] = s(j.ItemKind)
-	item[attrItemID] = s(j.ItemID)
-	item[attrQueuedAt] = ts(j.QueuedAt)
-	item[attrExpiresAt] = n(t.now().Add(jobRetention).Unix())
-	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(t.name), Item: item,
-		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
-	})
-	if _, dup := conditionFailed(err); dup {
-		return nil
+// CompleteJob implements state.TableauJobs: one conditional update completes
+// the claim and opens the job.
+func (t *Table) CompleteJob(ctx context.Context, owner string, j state.TableauJob) error {
+	in := t.completeInput(j.Run, owner, state.OutcomeRefreshed, j.JobID)
+	*in.UpdateExpression += ", #open = :open, #jitem = :jitem, #queued = :queued, #tname = :tname, #kind = :kind"
+	for k, v := range map[string]string{"#open": attrOpenJob, "#jitem": attrJobItem, "#queued": attrQueuedAt, "#tname": attrTargetName, "#kind": attrItemKind} {
+		in.ExpressionAttributeNames[k] = v
 	}
-	if err != nil {
-		return fmt.Errorf("record Tableau job %s: %w", j.JobID, err)
+	for k, v := range map[string]types.AttributeValue{
+		":open": s(jobOpen), ":jitem": s(j.ItemID), ":queued": ts(j.QueuedAt), ":tname": s(j.TargetName), ":kind": s(j.ItemKind),
+	} {
+		in.ExpressionAttributeValues[k] = v
 	}
-	return nil
+	return t.runComplete(ctx, j.Run, in)
 }
 
 func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
 	return state.TableauJob{
-		JobID:      strings.TrimPrefix(getS(it, attrSK), jobSKPrefix),
-		Run:        state.Key{RunID: getS(it, attrRunID), Target: getS(it, attrRunTarget)},
+		JobID:      getS(it, attrJobID),
+		Run:        state.Key{RunID: strings.TrimPrefix(getS(it, attrPK), runPrefix), Target: strings.TrimPrefix(getS(it, attrSK), targetPrefix)},
 		DBTJobID:   getS(it, attrDBTJob),
 		TargetName: getS(it, attrTargetName),
 		ItemKind:   getS(it, attrItemKind),
-		ItemID:     getS(it, attrItemID),
+		ItemID:     getS(it, attrJobItem),
 		QueuedAt:   getTime(it, attrQueuedAt),
 	}
 }
 
-// OpenJobs implements state.TableauJobs.
+// OpenJobs implements state.TableauJobs. The index is eventually
+// consistent: a job queued a moment ago may show up on the next look.
 func (t *Table) OpenJobs(ctx context.Context) ([]state.TableauJob, error) {
-	items, err := t.query(ctx, jobsPK, "#phase = :open", map[string]string{"#phase": attrPhase},
-		map[string]types.AttributeValue{":open": s(jobOpen)})
+	items, err := t.queryIndex(ctx, IndexOpenJobs, attrOpenJob, jobOpen, true, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list open Tableau jobs: %w", err)
 	}
@@ -104,41 +101,36 @@ func (t *Table) OpenJobs(ctx context.Context) ([]state.TableauJob, error) {
 	for _, it := range items {
 		jobs = append(jobs, decodeJob(it))
 	}
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].QueuedAt.Before(jobs[b].QueuedAt) })
 	return jobs, nil
 }
 
 // LatestJob implements state.TableauJobs.
 func (t *Table) LatestJob(ctx context.Context, itemID string) (*state.TableauJob, string, error) {
-	items, err := t.query(ctx, jobsPK, "#item = :item", map[string]string{"#item": attrItemID},
-		map[string]types.AttributeValue{":item": s(itemID)})
+	items, err := t.queryIndex(ctx, IndexItemJobs, attrJobItem, itemID, false, 1)
 	if err != nil {
 		return nil, "", fmt.Errorf("find Tableau jobs of item %s: %w", itemID, err)
 	}
-	var latest map[string]types.AttributeValue
-	for _, it := range items {
-		if latest == nil || getTime(it, attrQueuedAt).After(getTime(latest, attrQueuedAt)) {
-			latest = it
-		}
-	}
-	if latest == nil {
+	if len(items) == 0 {
 		return nil, "", nil
 	}
-	j := decodeJob(latest)
-	return &j, getS(latest, attrRefreshState), nil
+	j := decodeJob(items[0])
+	return &j, getS(items[0], attrRefreshState), nil
 }
 
-// CloseJob implements state.TableauJobs: a conditional update closes the job
-// (only one caller wins), then the end is written on the run's target.
+// CloseJob implements state.TableauJobs: one conditional update ends the job
+// on its target record (only one caller wins) and writes how it ended.
 func (t *Table) CloseJob(ctx context.Context, j state.TableauJob, st, notes string) (bool, error) {
-	now := t.now()
 	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(t.name),
-		Key:                       key(jobsPK, jobSKPrefix+j.JobID),
-		UpdateExpression:          aws.String("SET #phase = :closed, #state = :state, #fin = :fin"),
-		ConditionExpression:       aws.String("#phase = :open"),
-		ExpressionAttributeNames:  map[string]string{"#phase": attrPhase, "#state": attrRefreshState, "#fin": attrFinishedAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":closed": s(jobClosed), ":open": s(jobOpen), ":state": s(st), ":fin": ts(now)},
+		TableName:           aws.String(t.name),
+		Key:                 idemKey(j.Run),
+		UpdateExpression:    aws.String("SET #state = :state, #notes = :notes, #fin = :fin REMOVE #open"),
+		ConditionExpression: aws.String("attribute_exists(#open) AND #job = :job"),
+		ExpressionAttributeNames: map[string]string{
+			"#state": attrRefreshState, "#notes": attrNotes, "#fin": attrFinishedAt, "#open": attrOpenJob, "#job": attrJobID,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":state": s(st), ":notes": s(notes), ":fin": ts(t.now()), ":job": s(j.JobID),
+		},
 	})
 	if _, lost := conditionFailed(err); lost {
 		return false, nil
@@ -146,21 +138,35 @@ func (t *Table) CloseJob(ctx context.Context, j state.TableauJob, st, notes stri
 	if err != nil {
 		return false, fmt.Errorf("close Tableau job %s: %w", j.JobID, err)
 	}
-	_, err = t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(t.name),
-		Key:                       idemKey(j.Run),
-		UpdateExpression:          aws.String("SET #state = :state, #notes = :notes, #fin = :fin"),
-		ConditionExpression:       aws.String("attribute_exists(#pk)"),
-		ExpressionAttributeNames:  map[string]string{"#state": attrRefreshState, "#notes": attrNotes, "#fin": attrFinishedAt, "#pk": attrPK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":state": s(st), ":notes": s(notes), ":fin": ts(now)},
-	})
-	if _, gone := conditionFailed(err); gone {
-		return true, nil // the run's record expired; the job's end is still known
-	}
-	if err != nil {
-		return true, fmt.Errorf("record the end of Tableau job %s on %s: %w", j.JobID, j.Run, err)
-	}
 	return true, nil
+}
+
+// queryIndex reads a whole index partition in sort-key order (queued time),
+// or its first limit items.
+func (t *Table) queryIndex(ctx context.Context, index, keyAttr, value string, ascending bool, limit int32) ([]map[string]types.AttributeValue, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(t.name),
+		IndexName:                 aws.String(index),
+		KeyConditionExpression:    aws.String("#k = :v"),
+		ExpressionAttributeNames:  map[string]string{"#k": keyAttr},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": s(value)},
+		ScanIndexForward:          aws.Bool(ascending),
+	}
+	if limit > 0 {
+		in.Limit = aws.Int32(limit)
+	}
+	var items []map[string]types.AttributeValue
+	for {
+		out, err := t.api.Query(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, out.Items...)
+		if len(out.LastEvaluatedKey) == 0 || (limit > 0 && len(items) >= int(limit)) {
+			return items, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }
 
 // RunSummary implements state.TableauJobs.

@@ -70,7 +70,23 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 
 // Complete implements state.Idempotency.
 func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID string) error {
-	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	return t.runComplete(ctx, k, t.completeInput(k, owner, outcome, jobID))
+}
+
+func (t *Table) runComplete(ctx context.Context, k state.Key, in *dynamodb.UpdateItemInput) error {
+	_, err := t.api.UpdateItem(ctx, in)
+	if _, ok := conditionFailed(err); ok {
+		return fmt.Errorf("complete %s: %w by this invocation", k, state.ErrNotHeld)
+	}
+	if err != nil {
+		return fmt.Errorf("complete %s: %w", k, err)
+	}
+	return nil
+}
+
+// completeInput is the update that completes a claim the owner still holds.
+func (t *Table) completeInput(k state.Key, owner, outcome, jobID string) *dynamodb.UpdateItemInput {
+	return &dynamodb.UpdateItemInput{
 		TableName:           aws.String(t.name),
 		Key:                 idemKey(k),
 		UpdateExpression:    aws.String("SET #status = :completed, #outcome = :outcome, #job = :job, #upd = :upd"),
@@ -83,14 +99,7 @@ func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID
 			":upd": s(t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
 			":inprogress": s(string(state.StatusInProgress)),
 		},
-	})
-	if _, ok := conditionFailed(err); ok {
-		return fmt.Errorf("complete %s: %w by this invocation", k, state.ErrNotHeld)
 	}
-	if err != nil {
-		return fmt.Errorf("complete %s: %w", k, err)
-	}
-	return nil
 }
 
 // Release implements state.Idempotency.

@@ -220,13 +220,7 @@ func TestFailedRefreshNotifiedOnceFromBothSources(t *testing.T) {
 
 func TestFollowUpFindsFailureFirst(t *testing.T) {
 	w := newWorld(t)
-	// No Tableau webhooks this time: the jobs API is the only source.
-	for _, h := range w.tab.Webhooks() {
-		tc, _ := tableau.NewClient(w.tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table))
-		if err := tc.DeleteWebhook(context.Background(), h.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.dropTableauWebhooks() // the jobs API is the only source this time
 	w.tab.SetJobTimings(-1, -1)
 	w.tab.FailNextRefresh(w.ids["Sales"], "Out of memory")
 	out := w.refresh("70002", sales)
@@ -254,6 +248,20 @@ func TestFollowUpFindsFailureFirst(t *testing.T) {
 	}
 	if n := len(w.slack.received()); n != 1 {
 		t.Errorf("%d Slack messages after the late webhook, want 1", n)
+	}
+}
+
+// dropTableauWebhooks deletes the Tableau webhooks pointing at us.
+func (w *world) dropTableauWebhooks() {
+	w.t.Helper()
+	tc, err := tableau.NewClient(w.tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, h := range w.tab.Webhooks() {
+		if err := tc.DeleteWebhook(context.Background(), h.ID); err != nil {
+			w.t.Fatal(err)
+		}
 	}
 }
 
@@ -341,6 +349,7 @@ func TestSlackDownIsRetriedThenReported(t *testing.T) {
 
 	// Slack back before the limit: a retry delivers, once.
 	w2 := newWorld(t)
+	w2.dropTableauWebhooks() // the follow-up alone, so that nothing else is delivering
 	w2.slack.failures.Store(1000)
 	w2.tab.SetJobTimings(-1, -1)
 	out = w2.refresh("70004", sales)

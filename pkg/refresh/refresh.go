@@ -212,28 +212,29 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	}
 	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 	defer cancel()
-	if err := r.complete(cctx, key, owner, outcome, o.JobID); err != nil {
+	complete := func(ctx context.Context) error { return r.store.Complete(ctx, key, owner, outcome, o.JobID) }
+	if r.jobs != nil && o.JobID != "" {
+		// The same write records the job, to be followed to its end.
+		j := state.TableauJob{JobID: o.JobID, Run: key, DBTJobID: run.DBTJobID, TargetName: t.String(), ItemKind: string(t.Kind), ItemID: itemID, QueuedAt: r.now()}
+		complete = func(ctx context.Context) error { return r.jobs.CompleteJob(ctx, owner, j) }
+	}
+	if err := retryStore(cctx, complete); err != nil {
 		// Tableau has the refresh; a lost record can only cause a repeat that
 		// Tableau itself refuses with 409093 while the job is queued.
 		log.ErrorContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", o.JobID)
-	}
-	if r.jobs != nil && o.JobID != "" {
-		j := state.TableauJob{JobID: o.JobID, Run: key, DBTJobID: run.DBTJobID, TargetName: t.String(), ItemKind: string(t.Kind), ItemID: itemID, QueuedAt: r.now()}
-		if err := r.jobs.OpenJob(cctx, j); err != nil {
-			log.WarnContext(ctx, "could not record the job to follow", "error", err, "tableau_job_id", o.JobID)
-		}
 	}
 	log.InfoContext(ctx, "refresh queued", "result", o.Result, "tableau_job_id", o.JobID, "item_id", itemID)
 	return o
 }
 
-// complete records the claim as done, retrying transient store errors (the
-// SDK retries throttling itself; this covers a slow or failed call) until
-// ctx ends. A claim taken over by another invocation is not retried.
-func (r *Refresher) complete(ctx context.Context, key state.Key, owner, outcome, jobID string) error {
+// retryStore runs a write that completes a claim, retrying transient store
+// errors (the SDK retries throttling itself; this covers a slow or failed
+// call) until ctx ends. A claim taken over by another invocation is not
+// retried.
+func retryStore(ctx context.Context, write func(context.Context) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = r.store.Complete(ctx, key, owner, outcome, jobID); err == nil || errors.Is(err, state.ErrNotHeld) {
+		if err = write(ctx); err == nil || errors.Is(err, state.ErrNotHeld) {
 			return err
 		}
 		wait := backoff.Full(50*time.Millisecond, time.Second, attempt)

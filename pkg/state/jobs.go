@@ -37,8 +37,10 @@ type TargetSummary struct {
 
 // TableauJobs records open refresh jobs and how they ended.
 type TableauJobs interface {
-	// OpenJob records a queued job. Recording the same job twice is harmless.
-	OpenJob(ctx context.Context, j TableauJob) error
+	// CompleteJob is Idempotency.Complete with OutcomeRefreshed that also
+	// opens the job, in one write: the job to follow costs no request of
+	// its own on the hot path. It fails with ErrNotHeld as Complete does.
+	CompleteJob(ctx context.Context, owner string, j TableauJob) error
 	// OpenJobs lists the open jobs, oldest first.
 	OpenJobs(ctx context.Context) ([]TableauJob, error)
 	// CloseJob removes an open job and writes its end on the run's target
@@ -56,14 +58,15 @@ type TableauJobs interface {
 
 var _ TableauJobs = (*Memory)(nil)
 
-// OpenJob implements TableauJobs.
-func (m *Memory) OpenJob(_ context.Context, j TableauJob) error {
+// CompleteJob implements TableauJobs.
+func (m *Memory) CompleteJob(ctx context.Context, owner string, j TableauJob) error {
+	if err := m.Complete(ctx, j.Run, owner, OutcomeRefreshed, j.JobID); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, known := m.allJobs[j.JobID]; !known {
-		m.jobs[j.JobID] = j
-		m.allJobs[j.JobID] = j
-	}
+	m.jobs[j.JobID] = j
+	m.allJobs[j.JobID] = j
 	return nil
 }
 

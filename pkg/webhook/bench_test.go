@@ -172,8 +172,8 @@ func BenchmarkWarmWebhook(b *testing.B) {
 // BenchmarkWebhookRequests counts the external requests of a webhook with
 // one mapped target, against the real SDK and moto_server: the cold first
 // delivery, then warm deliveries. Goals: one Tableau request (the refresh),
-// few DynamoDB requests per target (today three: claim, complete, record
-// the job to follow), at most one Secrets Manager read per cache period.
+// two DynamoDB requests per target (claim; complete with the job to
+// follow), at most one Secrets Manager read per cache period.
 //
 //	go test -run '^$' -bench WebhookRequests -benchtime 1000x ./pkg/webhook/
 func BenchmarkWebhookRequests(b *testing.B) {
@@ -212,9 +212,9 @@ func TestWarmWebhookRequests(t *testing.T) {
 	if len(reqs) != n || !strings.HasSuffix(reqs[0].Path, "/refresh") {
 		t.Errorf("%d Tableau requests for %d warm deliveries, want only the %d refreshes", len(reqs), n, n)
 	}
-	// Claim, complete, and record the job to follow.
-	if got := d.db.n.Load(); got != 3*n {
-		t.Errorf("%d DynamoDB requests for %d warm deliveries of one target, want %d", got, n, 3*n)
+	// Claim, then complete with the job to follow.
+	if got := d.db.n.Load(); got != 2*n {
+		t.Errorf("%d DynamoDB requests for %d warm deliveries of one target, want %d", got, n, 2*n)
 	}
 	if got := d.sm.n.Load(); got != 0 {
 		t.Errorf("%d Secrets Manager reads while the cache is fresh, want 0", got)

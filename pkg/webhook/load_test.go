@@ -652,12 +652,9 @@ func (s *loadSlowCompletions) Complete(ctx context.Context, k state.Key, owner, 
 	return s.Memory.Complete(ctx, k, owner, outcome, jobID)
 }
 
-func (s *loadSlowCompletions) CompleteAndOpen(ctx context.Context, owner string, j state.TableauJob) error {
+func (s *loadSlowCompletions) CompleteJob(ctx context.Context, owner string, j state.TableauJob) error {
 	if err := s.wait(ctx); err != nil {
 		return err
 	}
-	if err := s.Memory.Complete(ctx, j.Run, owner, state.OutcomeRefreshed, j.JobID); err != nil {
-		return err
-	}
-	return s.Memory.OpenJob(ctx, j)
+	return s.Memory.CompleteJob(ctx, owner, j)
 }

@@ -2,6 +2,7 @@ package statetest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,27 +25,29 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	c := NewClock()
 	s := newStore(t, c.Now)
 	run := "88001"
-	mk := func(target, job string, age time.Duration) state.TableauJob {
+	mk := func(target, job, item string, age time.Duration) state.TableauJob {
 		k := state.Key{RunID: run, Target: target}
 		if err := s.Begin(ctx, state.Claim{Key: k, Owner: "o", DBTJobID: "123", HoldUntil: c.Now().Add(time.Minute), Retention: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Complete(ctx, k, "o", state.OutcomeRefreshed, job); err != nil {
+		j := state.TableauJob{JobID: job, Run: k, DBTJobID: "123", TargetName: target, ItemKind: "workbook", ItemID: item, QueuedAt: c.Now().Add(-age)}
+		if err := s.CompleteJob(ctx, "o", j); err != nil {
 			t.Fatal(err)
 		}
-		j := state.TableauJob{JobID: job, Run: k, DBTJobID: "123", TargetName: target, ItemKind: "workbook", ItemID: "item-" + job, QueuedAt: c.Now().Add(-age)}
-		if err := s.OpenJob(ctx, j); err != nil {
-			t.Fatal(err)
+		if r, err := s.Get(ctx, k); err != nil || r.Status != state.StatusCompleted || r.JobID != job || r.Outcome != state.OutcomeRefreshed {
+			t.Fatalf("record after CompleteJob = %+v, %v", r, err)
 		}
 		return j
 	}
-	a := mk("workbook:name:/A", "job-a", time.Minute)
-	b := mk("workbook:name:/B", "job-b", 2*time.Minute)
-	if err := s.OpenJob(ctx, a); err != nil { // recorded twice: harmless
-		t.Fatal(err)
+	a := mk("workbook:name:/A", "job-a", "item-a", time.Minute)
+	b := mk("workbook:name:/B", "job-b", "item-b", 2*time.Minute)
+	// A second completion (a stale or duplicate invocation) cannot reopen it.
+	if err := s.CompleteJob(ctx, "o", a); !errors.Is(err, state.ErrNotHeld) {
+		t.Fatalf("second CompleteJob = %v, want ErrNotHeld", err)
 	}
 	open, err := s.OpenJobs(ctx)
-	if err != nil || len(open) != 2 || open[0].JobID != "job-b" || open[1].Run != a.Run || open[1].ItemID != "item-job-a" {
+	if err != nil || len(open) != 2 || open[0].JobID != "job-b" || open[1].Run != a.Run || open[1].ItemID != "item-a" ||
+		open[1].TargetName != a.TargetName || open[1].DBTJobID != "123" || !open[1].QueuedAt.Equal(a.QueuedAt) {
 		t.Fatalf("OpenJobs = %+v, %v", open, err)
 	}
 
@@ -68,34 +71,25 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	if closed.Load() != 1 {
 		t.Fatalf("CloseJob closed %d times, want 1", closed.Load())
 	}
-	if err := s.OpenJob(ctx, a); err != nil { // a late duplicate record must not reopen it
-		t.Fatal(err)
-	}
 	if ok, err := s.CloseJob(ctx, b, state.RefreshSucceeded, ""); err != nil || !ok {
 		t.Fatalf("CloseJob(b) = %v, %v", ok, err)
 	}
 	if open, err := s.OpenJobs(ctx); err != nil || len(open) != 0 {
 		t.Fatalf("OpenJobs after closing = %+v, %v", open, err)
 	}
-	latest, end, err := s.LatestJob(ctx, "item-job-a")
+	latest, end, err := s.LatestJob(ctx, "item-a")
 	if err != nil || latest == nil || latest.JobID != "job-a" || end != state.RefreshFailed || latest.Run != a.Run {
 		t.Fatalf("LatestJob(item of a) = %+v, %q, %v", latest, end, err)
 	}
-	c2 := mk("workbook:name:/A2", "job-a2", 0)
-	c2.ItemID = "item-job-a"
-	if err := s.OpenJob(ctx, state.TableauJob{JobID: "job-a3", Run: c2.Run, ItemID: "item-job-a", QueuedAt: c.Now().Add(time.Second)}); err != nil {
-		t.Fatal(err)
-	}
-	if latest, end, err := s.LatestJob(ctx, "item-job-a"); err != nil || latest == nil || latest.JobID != "job-a3" || end != "" {
+	a2 := mk("workbook:name:/A2", "job-a2", "item-a", -time.Second)
+	if latest, end, err := s.LatestJob(ctx, "item-a"); err != nil || latest == nil || latest.JobID != "job-a2" || end != "" {
 		t.Fatalf("LatestJob after a newer job = %+v, %q, %v", latest, end, err)
 	}
 	if latest, _, err := s.LatestJob(ctx, "no-such-item"); err != nil || latest != nil {
 		t.Fatalf("LatestJob(unknown) = %+v, %v", latest, err)
 	}
-	for _, j := range []string{"job-a2", "job-a3"} {
-		if _, err := s.CloseJob(ctx, state.TableauJob{JobID: j, Run: c2.Run}, state.RefreshSucceeded, ""); err != nil {
-			t.Fatal(err)
-		}
+	if ok, err := s.CloseJob(ctx, a2, state.RefreshSucceeded, ""); err != nil || !ok {
+		t.Fatalf("CloseJob(a2) = %v, %v", ok, err)
 	}
 	sum, err := s.RunSummary(ctx, run)
 	if err != nil || len(sum) != 3 {
