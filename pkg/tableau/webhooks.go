@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -118,11 +120,16 @@ func (w *Webhook) EventName() string {
 	if w.Event != "" {
 		return w.Event
 	}
-	for k := range w.Source {
+	// A webhook has one event; should a reply name several, answer the same
+	// one every time rather than whichever the map yields first.
+	keys := slices.Sorted(maps.Keys(w.Source))
+	for _, k := range keys {
 		if e, ok := sourceEvents[k]; ok {
 			return e
 		}
-		return k
+	}
+	if len(keys) > 0 {
+		return keys[0]
 	}
 	return ""
 }
