@@ -178,20 +178,17 @@ func summarize(ctx context.Context, log *slog.Logger, reply Reply) (int, Reply) 
 }
 
 // deadline bounds the refresh by dbt's timeout and by the Lambda's own
-// deadline. Claims are held until the Lambda deadline: past it this
-// invocation can no longer be working on them.
+// deadline. Claims are held until the Lambda deadline — past it this
+// invocation can no longer be working on them — counted on the handler's
+// clock, which is the store's, while the context's deadline is wall time.
 func (h *Handler) deadline(ctx context.Context) (time.Time, context.Context, context.CancelFunc) {
-	now := h.cfg.Now()
-	end := now.Add(h.cfg.RefreshTimeout)
-	hold := end
+	timeout, remaining := h.cfg.RefreshTimeout, h.cfg.RefreshTimeout
 	if d, ok := ctx.Deadline(); ok {
-		hold = d
-		if margin := d.Add(-500 * time.Millisecond); margin.Before(end) {
-			end = margin
-		}
+		remaining = time.Until(d)
+		timeout = min(timeout, remaining-500*time.Millisecond)
 	}
-	rctx, cancel := context.WithDeadline(ctx, end)
-	return hold, rctx, cancel
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	return h.cfg.Now().Add(remaining), rctx, cancel
 }
 
 var errTooLarge = errors.New("body too large")
