@@ -206,11 +206,9 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	// recorded a redelivery meets the claim in progress, and once the claim
 	// lapses it would refresh again. So the write may use all the time the
 	// claim is held, even past ctx's (shorter) reply deadline.
-	until := holdUntil
-	if floor := r.now().Add(2 * time.Second); until.Before(floor) {
-		until = floor
-	}
-	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
+	// holdUntil is on the store's clock; the context needs a duration.
+	budget := max(holdUntil.Sub(r.now()), 2*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
 	complete := func(ctx context.Context) error { return r.store.Complete(ctx, key, owner, outcome, o.JobID) }
 	if r.jobs != nil && o.JobID != "" {
