@@ -326,6 +326,9 @@ func TestWrongTokenRecordsNothing(t *testing.T) {
 
 func TestSlackDownIsRetriedThenReported(t *testing.T) {
 	w := newWorld(t)
+	// The follow-up alone: a Tableau webhook delivery racing it could hold
+	// the notification's claim just when Follow looks.
+	w.dropTableauWebhooks()
 	w.slack.failures.Store(100)
 	w.tab.SetJobTimings(-1, -1)
 	out := w.refresh("70003", sales)
@@ -349,7 +352,7 @@ func TestSlackDownIsRetriedThenReported(t *testing.T) {
 
 	// Slack back before the limit: a retry delivers, once.
 	w2 := newWorld(t)
-	w2.dropTableauWebhooks() // the follow-up alone, so that nothing else is delivering
+	w2.dropTableauWebhooks()
 	w2.slack.failures.Store(1000)
 	w2.tab.SetJobTimings(-1, -1)
 	out = w2.refresh("70004", sales)
