@@ -353,8 +353,10 @@ func loadRefreshPosts(reqs []tableautest.Request) loadPosts {
 
 // loadDriver posts deliveries the way dbt Cloud does: a reply other than
 // 2xx, a transport error or no reply within 10 seconds is retried, up to 5
-// times, after a short pause (0.1 s doubling to 1.6 s: about 3 s in all,
-// compressed from dbt's own schedule).
+// times, after a pause (0.5 s doubling to 8 s: about 15 s in all, compressed
+// from dbt's own schedule but longer than the 8 s a delivery may hold its
+// claims, so that a copy that met a claim in progress retries after it
+// settled, as it would against dbt).
 type loadDriver struct {
 	url string
 	rng *rand.Rand
@@ -382,7 +384,7 @@ func (d *loadDriver) run(inFlight, n int, body func(i int) []byte) {
 		for attempt := 0; attempt <= loadRetries; attempt++ {
 			if attempt > 0 {
 				d.mu.Lock()
-				pause := time.Duration(50<<attempt)*time.Millisecond + time.Duration(d.rng.IntN(20))*time.Millisecond
+				pause := time.Duration(500<<(attempt-1))*time.Millisecond + time.Duration(d.rng.IntN(50))*time.Millisecond
 				d.mu.Unlock()
 				time.Sleep(pause)
 			}
