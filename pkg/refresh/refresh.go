@@ -5,8 +5,6 @@ package refresh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -148,7 +146,7 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	o := Outcome{Target: t, Name: t.String()}
 	log := r.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "target", t.String())
 	key := state.Key{RunID: run.RunID, Target: t.Key()}
-	owner := newOwner()
+	owner := state.NewOwner()
 	err := r.store.Begin(ctx, state.Claim{Key: key, Owner: owner, DBTJobID: run.DBTJobID, HoldUntil: holdUntil, Retention: r.retention})
 	var claimed *state.ClaimedError
 	switch {
@@ -297,12 +295,6 @@ func (r *Refresher) resolve(ctx context.Context, tc Tableau, t refreshmap.Target
 	}
 	r.ids.put(t.Key(), id)
 	return id, false, nil
-}
-
-func newOwner() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // idCache remembers name -> LUID for a while. Names change rarely and a stale

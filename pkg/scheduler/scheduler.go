@@ -12,8 +12,6 @@ package scheduler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
@@ -162,7 +161,7 @@ func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, cfg Config) (*
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = backoff.Sleep
 	}
 	if cfg.Deadline == nil {
 		cfg.Deadline = func(ctx context.Context) (time.Time, bool) { return ctx.Deadline() }
@@ -305,7 +304,7 @@ func (s *Scheduler) job(ctx context.Context, jobID, tick string, followOnly bool
 }
 
 func (s *Scheduler) trigger(ctx context.Context, log *slog.Logger, res JobResult, tick string, until time.Time) JobResult {
-	owner := newOwner()
+	owner := state.NewOwner()
 	now := s.cfg.Now()
 	err := s.runs.BeginTrigger(ctx, res.JobID, owner, tick, now.Add(2*time.Minute))
 	var held *state.LeaseHeldError
@@ -510,21 +509,4 @@ func queuedSince(run *dbtcloud.Run, triggeredAt time.Time) time.Time {
 		return run.CreatedAt.Time
 	}
 	return triggeredAt
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func newOwner() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -12,6 +12,8 @@ package state
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -79,6 +81,13 @@ type Claim struct {
 	HoldUntil time.Time
 	// Retention is how long the record blocks repeats once written.
 	Retention time.Duration
+}
+
+// NewOwner returns a random token naming one claim's holder.
+func NewOwner() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail on supported platforms
+	return hex.EncodeToString(b)
 }
 
 // ErrNotHeld is returned (wrapped) by Complete when the caller's claim lapsed

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -100,7 +99,7 @@ func (h *TableauHandler) handle(ctx context.Context, req events.APIGatewayV2HTTP
 
 	sum := sha256.Sum256(body)
 	key := state.Key{RunID: "tableau-event:" + hex.EncodeToString(sum[:16]), Target: "delivery"}
-	owner := hex.EncodeToString(sum[16:]) + fmt.Sprint(h.now().UnixNano())
+	owner := state.NewOwner()
 	hold := h.now().Add(30 * time.Second)
 	if d, ok := ctx.Deadline(); ok {
 		hold = d
