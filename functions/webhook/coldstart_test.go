@@ -254,21 +254,26 @@ func TestBootstrapAnswersUnderRuntimeAPI(t *testing.T) {
 }
 
 // BenchmarkColdStart measures the cold start of the webhook bootstrap against
-// a hello-world aws-lambda-go bootstrap (testdata/hello), both built with the
-// SAM flags for this machine's GOOS/GOARCH so that they run here, each
-// started b.N times under the Runtime API emulator with the GET event of
-// getEvent queued:
+// two references: a hello-world aws-lambda-go bootstrap (testdata/hello) and
+// the same hello world with the AWS SDK clients the webhook builds
+// (testdata/sdkfloor). All three are built with the SAM flags for this
+// machine's GOOS/GOARCH so that they run here, and started in turn b.N
+// times under the Runtime API emulator with the GET event of getEvent
+// queued:
 //
 //	init-ms            process start to the first GET .../invocation/next
 //	first-response-ms  process start to the first invocation's response
 //	init-ratio         webhook init / hello init: the cost of our init
 //	                   (configuration, SDK clients), comparable across machines
+//	sdk-floor-ratio    sdkfloor init / hello init: what linking and building
+//	                   the SDK clients alone costs, the least init-ratio
+//	                   can be while the webhook uses them
+//	init-over-floor    webhook init / sdkfloor init: the cost of our own code
 //
 // Figures are medians over the rounds; ns/op is suppressed, since a round
-// is two cold starts and two kills. Sizes are reported in MB (10^6 bytes) for
-// the host build and for the linux/arm64 build SAM deploys. Absolute times
-// are this machine's, not Lambda's: compare the ratio with the public
-// arm64 baseline (Go hello world about 41-44 ms of init).
+// is three cold starts and three kills. Sizes are reported in MB (10^6
+// bytes) for the host build and for the linux/arm64 build SAM deploys.
+// Absolute times are this machine's, not Lambda's: compare the ratios.
 //
 //	go test -run '^$' -bench ColdStart -benchtime 10x ./functions/webhook/
 func BenchmarkColdStart(b *testing.B) {
@@ -277,16 +282,18 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 	webhook := buildBootstrap(b, ".", runtime.GOOS, runtime.GOARCH)
 	hello := buildBootstrap(b, "./testdata/hello", runtime.GOOS, runtime.GOARCH)
+	floor := buildBootstrap(b, "./testdata/sdkfloor", runtime.GOOS, runtime.GOARCH)
 	sizes := map[string]string{
-		"webhook-" + runtime.GOARCH + "-MB": webhook,
-		"hello-" + runtime.GOARCH + "-MB":   hello,
-		"webhook-arm64-MB":                  buildBootstrap(b, ".", "linux", "arm64"),
-		"hello-arm64-MB":                    buildBootstrap(b, "./testdata/hello", "linux", "arm64"),
+		"webhook-" + runtime.GOARCH + "-MB":   webhook,
+		"hello-" + runtime.GOARCH + "-MB":     hello,
+		"webhook-arm64-MB":                    buildBootstrap(b, ".", "linux", "arm64"),
+		"hello-arm64-MB":                      buildBootstrap(b, "./testdata/hello", "linux", "arm64"),
+		"sdk-floor-" + runtime.GOARCH + "-MB": floor,
 	}
 	env := deploymentEnv(b.TempDir())
 	event := getEvent(b)
 
-	var webhookInit, webhookFirst, helloInit, helloFirst []time.Duration
+	var webhookInit, webhookFirst, helloInit, helloFirst, floorInit []time.Duration
 	for b.Loop() {
 		cs := startCold(b, webhook, env, event)
 		if r := apiResponse(b, cs.res); r.StatusCode != http.StatusMethodNotAllowed {
@@ -299,6 +306,12 @@ func BenchmarkColdStart(b *testing.B) {
 			b.Fatalf("hello answered %d %s, want 200", r.StatusCode, r.Body)
 		}
 		helloInit, helloFirst = append(helloInit, cs.init), append(helloFirst, cs.firstResponse)
+
+		cs = startCold(b, floor, env, event)
+		if r := apiResponse(b, cs.res); r.StatusCode != http.StatusOK || r.Body != "3 clients" {
+			b.Fatalf("sdkfloor answered %d %s, want 200 3 clients", r.StatusCode, r.Body)
+		}
+		floorInit = append(floorInit, cs.init)
 	}
 
 	b.ReportMetric(0, "ns/op")
@@ -306,7 +319,10 @@ func BenchmarkColdStart(b *testing.B) {
 	b.ReportMetric(ms(median(webhookFirst)), "webhook-first-response-ms")
 	b.ReportMetric(ms(median(helloInit)), "hello-init-ms")
 	b.ReportMetric(ms(median(helloFirst)), "hello-first-response-ms")
+	b.ReportMetric(ms(median(floorInit)), "sdk-floor-init-ms")
 	b.ReportMetric(float64(median(webhookInit))/float64(median(helloInit)), "init-ratio")
+	b.ReportMetric(float64(median(floorInit))/float64(median(helloInit)), "sdk-floor-ratio")
+	b.ReportMetric(float64(median(webhookInit))/float64(median(floorInit)), "init-over-floor")
 	for unit, bin := range sizes {
 		fi, err := os.Stat(bin)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -15,13 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
@@ -142,18 +141,23 @@ func NewLogger(level slog.Level) *slog.Logger {
 	return logging.New(os.Stdout, level)
 }
 
+// Demo is the local demo's content (pkg/demo), running in the process.
+type Demo interface {
+	// PrintInstructions tells the user how to send a signed event to the
+	// webhook served on listenAddr.
+	PrintInstructions(w io.Writer, listenAddr string) error
+}
+
 // Start is what a function's main does first: read the configuration and
 // build Deps. With neither TABLEAU_SERVER_URL nor SECRET_ID set — no real
 // deployment has both unset — it is a local run: it starts the Tableau and
 // dbt Cloud simulators with demo content and fills in the variables the user
-// left unset. stop ends the simulators.
-func Start(ctx context.Context) (deps *Deps, d *demo.Demo, stop func(), err error) {
+// left unset. stop ends the simulators. The Lambda bootstrap has no demo
+// (lambda.go): d is always nil there.
+func Start(ctx context.Context) (deps *Deps, d Demo, stop func(), err error) {
 	stop = func() {}
 	if os.Getenv("TABLEAU_SERVER_URL") == "" && os.Getenv("SECRET_ID") == "" {
-		d = demo.Start()
-		stop = d.Close
-		d.Apply()
-		fmt.Fprintln(os.Stderr, "TABLEAU_SERVER_URL and SECRET_ID are unset: using the Tableau simulator with demo content at", d.Tableau.URL())
+		d, stop = startDemo()
 	}
 	cfg, err := FromEnv(os.Getenv)
 	if err != nil {
@@ -191,7 +195,7 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 	var awsCfg aws.Config
 	if cfg.SecretID != "" || cfg.StateTable != "" || cfg.NotifyTopicARN != "" {
 		var err error
-		if awsCfg, err = config.LoadDefaultConfig(ctx); err != nil {
+		if awsCfg, err = loadAWSConfig(ctx); err != nil {
 			return nil, fmt.Errorf("load AWS configuration: %w", err)
 		}
 	}

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -112,7 +111,7 @@ func Parse(data []byte) (*Map, error) {
 	m := &Map{jobs: make(map[string][]Target, len(jobs))}
 	for _, jobID := range sortedKeys(jobs) {
 		where := fmt.Sprintf("jobs[%q]", jobID)
-		if !jobIDPattern.MatchString(jobID) {
+		if !isJobID(jobID) {
 			return nil, fmt.Errorf("refresh map: %s: dbt job id must be a positive integer without leading zeros", where)
 		}
 		if _, err := strconv.ParseUint(jobID, 10, 64); err != nil {
@@ -142,7 +141,20 @@ func Parse(data []byte) (*Map, error) {
 	return m, nil
 }
 
-var jobIDPattern = regexp.MustCompile(`^[1-9][0-9]*$`)
+// isJobID reports whether s is a dbt job id written canonically: digits, no
+// leading zero. (A loop rather than a regexp: a package-level regexp is
+// compiled in every cold start.)
+func isJobID(s string) bool {
+	if s == "" || s[0] == '0' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project"}
 

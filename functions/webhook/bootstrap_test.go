@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
+)
+
+// TestBootstrapDeliveryExactlyOnce runs the deployed binary — built as SAM
+// builds it, so with the AWS configuration read from the Lambda environment
+// (pkg/awsenv) rather than the SDK's config package — through a real
+// delivery: DynamoDB and Secrets Manager are moto_server, Tableau is the
+// simulator. The same delivery is then handled by a second, separate cold
+// start, as when dbt retries and Lambda routes the retry to a new instance:
+// it must find the first instance's claim and Tableau session in the table,
+// and neither refresh again nor sign in again.
+func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the bootstrap with go build and runs it; run without -short")
+	}
+	ctx := context.Background()
+	moto, err := motoserver.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Stop)
+	awsCfg, err := moto.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamo.CreateTable(ctx, dynamodb.NewFromConfig(awsCfg), "bridge-state"); err != nil {
+		t.Fatal(err)
+	}
+	const whSecret = "whsec-bootstrap-test"
+	secretJSON := fmt.Sprintf(`{"dbt_webhook_secret":%q,"tableau_pat_name":"bot","tableau_pat_secret":"pat-secret"}`, whSecret)
+	if _, err := secretsmanager.NewFromConfig(awsCfg).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: strPtr("bridge/credentials"), SecretString: &secretJSON,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tab := tableautest.NewServer(tableautest.WithSite("analytics"), tableautest.WithJobTimings(time.Hour, time.Hour))
+	t.Cleanup(tab.Close)
+	tab.AddPAT("bot", "pat-secret")
+	workbook := tab.AddWorkbook("Sales Overview", "Finance")
+	datasource := tab.AddDatasource("Orders", "Finance")
+
+	env := slices.DeleteFunc(deploymentEnv(t.TempDir()), func(kv string) bool {
+		return strings.HasPrefix(kv, "TABLEAU_SERVER_URL=") || strings.HasPrefix(kv, "SECRET_ID=") ||
+			strings.HasPrefix(kv, "STATE_TABLE=") || strings.HasPrefix(kv, "REFRESH_MAP=")
+	})
+	env = append(env,
+		"TABLEAU_SERVER_URL="+tab.URL(), "TABLEAU_SITE=analytics",
+		"SECRET_ID=bridge/credentials", "STATE_TABLE=bridge-state",
+		fmt.Sprintf(`REFRESH_MAP={"jobs":{"%s":[{"workbook":"Sales Overview","project":"Finance"},{"datasource":"Orders"}]}}`, demo.JobID),
+		// The per-service overrides must win over the general one, which
+		// leads nowhere, as with the SDK's own environment configuration.
+		"AWS_ENDPOINT_URL=http://127.0.0.1:9", "AWS_ENDPOINT_URL_DYNAMODB="+moto.URL, "AWS_ENDPOINT_URL_SECRETS_MANAGER="+moto.URL,
+	)
+	bin := buildBootstrap(t, ".", runtime.GOOS, runtime.GOARCH)
+	event := signedDelivery(t, demo.Event(4242, time.Now()), whSecret)
+
+	results := map[string][]string{}
+	for i, want := range []string{"refreshed", "duplicate"} {
+		cs := startCold(t, bin, env, event)
+		r := apiResponse(t, cs.res)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("delivery %d: %d %s, want 200", i+1, r.StatusCode, r.Body)
+		}
+		var body struct {
+			Targets []struct {
+				Target, Result string
+				JobID          string `json:"job_id"`
+			} `json:"targets"`
+		}
+		if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+			t.Fatalf("delivery %d: %s: %v", i+1, r.Body, err)
+		}
+		if len(body.Targets) != 2 {
+			t.Fatalf("delivery %d: %s, want two targets", i+1, r.Body)
+		}
+		for _, tg := range body.Targets {
+			if tg.Result != want {
+				t.Errorf("delivery %d: target %s: %s, want %s", i+1, tg.Target, tg.Result, want)
+			}
+			results[tg.Target] = append(results[tg.Target], tg.JobID)
+		}
+	}
+	for _, id := range []string{workbook, datasource} {
+		if n := tab.RefreshCount(id); n != 1 {
+			t.Errorf("item %s refreshed %d times, want 1", id, n)
+		}
+	}
+	for target, jobs := range results {
+		if jobs[0] == "" || jobs[1] != jobs[0] {
+			t.Errorf("target %s: job ids %q, want the first delivery's job reported again", target, jobs)
+		}
+	}
+	if n := tab.Count(http.MethodPost, "/auth/signin"); n != 1 {
+		t.Errorf("%d Tableau sign-ins over two cold starts, want 1 (the session is kept in the table)", n)
+	}
+}
+
+// signedDelivery wraps a dbt webhook body in the HTTP API event API Gateway
+// hands the function, signed as dbt Cloud signs it.
+func signedDelivery(t *testing.T, body []byte, secret string) []byte {
+	t.Helper()
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	req := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RouteKey: "POST /dbt/webhook", RawPath: "/dbt/webhook",
+		Headers: map[string]string{
+			"content-type":  "application/json",
+			"authorization": hex.EncodeToString(mac.Sum(nil)),
+			"user-agent":    "dbt-cloud-webhooks",
+		},
+		Body: string(body),
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RouteKey: "POST /dbt/webhook", Stage: "$default", RequestID: "req-bootstrap-test",
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: http.MethodPost, Path: "/dbt/webhook"},
+		},
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func strPtr(s string) *string { return &s }
