@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
@@ -141,23 +141,18 @@ func NewLogger(level slog.Level) *slog.Logger {
 	return logging.New(os.Stdout, level)
 }
 
-// Demo is the local demo's content (pkg/demo), running in the process.
-type Demo interface {
-	// PrintInstructions tells the user how to send a signed event to the
-	// webhook served on listenAddr.
-	PrintInstructions(w io.Writer, listenAddr string) error
-}
-
 // Start is what a function's main does first: read the configuration and
 // build Deps. With neither TABLEAU_SERVER_URL nor SECRET_ID set — no real
 // deployment has both unset — it is a local run: it starts the Tableau and
 // dbt Cloud simulators with demo content and fills in the variables the user
-// left unset. stop ends the simulators. The Lambda bootstrap has no demo
-// (lambda.go): d is always nil there.
-func Start(ctx context.Context) (deps *Deps, d Demo, stop func(), err error) {
+// left unset. stop ends the simulators.
+func Start(ctx context.Context) (deps *Deps, d *demo.Demo, stop func(), err error) {
 	stop = func() {}
 	if os.Getenv("TABLEAU_SERVER_URL") == "" && os.Getenv("SECRET_ID") == "" {
-		d, stop = startDemo()
+		d = demo.Start()
+		stop = d.Close
+		d.Apply()
+		fmt.Fprintln(os.Stderr, "TABLEAU_SERVER_URL and SECRET_ID are unset: using the Tableau simulator with demo content at", d.Tableau.URL())
 	}
 	cfg, err := FromEnv(os.Getenv)
 	if err != nil {
