@@ -62,7 +62,7 @@ bench: deps
 	@{ $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./pkg/webhook/ ; \
 	   $(GO) test -run '^$$' -bench VerifySignature ./pkg/dbtcloud/ ; \
 	   $(GO) test -run '^$$' -bench ScheduledRunCost -benchtime 5x ./pkg/scheduler/ ; \
-	   $(GO) test -run '^$$' -bench ColdStart -benchtime 10x ./functions/webhook/ ; \
+	   $(GO) test -run '^$$' -bench ColdStart -benchtime 60x ./functions/webhook/ ; \
 	   $(GO) test -count=1 -v -run 'TestLoad' ./pkg/webhook/ ; } 2>&1 | $(GO) run ./cmd/benchtable
 
 # Runs every fuzz target for FUZZTIME each (make test runs their seed corpora

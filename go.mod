@@ -10,8 +10,9 @@ require (
 	// DynamoDB and Secrets Manager stay at their last releases before the
 	// SDK's schema-based serialization (dynamodb v1.69.0, secretsmanager
 	// v1.50.0), whose package initialisation runs in every cold start: it
-	// took the webhook's init from 1.3x to 1.6x that of a hello world
-	// (README, "Performance"). Upgrade on purpose, and run make bench.
+	// took the webhook's init from about 1.3x to about 1.65x that of a
+	// hello world (README, "Performance"). Upgrade on purpose, and run
+	// make bench.
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.68.0
 	github.com/aws/aws-sdk-go-v2/service/secretsmanager v1.49.0
 	github.com/aws/aws-sdk-go-v2/service/sns v1.47.9

@@ -283,7 +283,7 @@ func TestBootstrapAnswersUnderRuntimeAPI(t *testing.T) {
 // bytes) for the host build and for the linux/arm64 build SAM deploys.
 // Absolute times are this machine's, not Lambda's: compare the ratios.
 //
-//	go test -run '^$' -bench ColdStart -benchtime 10x ./functions/webhook/
+//	go test -run '^$' -bench ColdStart -benchtime 60x ./functions/webhook/
 func BenchmarkColdStart(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds four bootstraps with go build and starts two of them b.N times each; run without -short")
