@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
@@ -122,13 +120,11 @@ func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 // hands the function, signed as dbt Cloud signs it.
 func signedDelivery(t *testing.T, body []byte, secret string) []byte {
 	t.Helper()
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
 	req := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "POST /dbt/webhook", RawPath: "/dbt/webhook",
 		Headers: map[string]string{
 			"content-type":  "application/json",
-			"authorization": hex.EncodeToString(mac.Sum(nil)),
+			"authorization": dbtcloudtest.Signature(body, secret),
 			"user-agent":    "dbt-cloud-webhooks",
 		},
 		Body: string(body),
