@@ -14,12 +14,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 )
 
 // Load returns the configuration the environment describes, read through
@@ -27,7 +31,10 @@ import (
 //
 //	AWS_REGION, else AWS_DEFAULT_REGION            the region (required)
 //	AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-//	AWS_SESSION_TOKEN                              the credentials (required)
+//	AWS_SESSION_TOKEN                              the credentials, or else
+//	AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
+//	AWS_CONTAINER_CREDENTIALS_FULL_URI, with
+//	AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)       an endpoint that serves them
 //	AWS_ENDPOINT_URL                               every service's endpoint
 //	AWS_ENDPOINT_URL_<SERVICE>                     one service's endpoint, e.g.
 //	                                               AWS_ENDPOINT_URL_DYNAMODB,
@@ -51,7 +58,12 @@ func Load(getenv func(string) string) (aws.Config, error) {
 	id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
 	switch {
 	case id == "" && secret == "":
-		errs = append(errs, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them from the function's role)"))
+		provider, err := containerCredentials(getenv)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		cfg.Credentials = aws.NewCredentialsCache(provider)
 	case id == "":
 		errs = append(errs, errors.New("AWS_ACCESS_KEY_ID is not set, but AWS_SECRET_ACCESS_KEY is"))
 	case secret == "":
@@ -106,6 +118,63 @@ func (s Source) GetIgnoreConfiguredEndpoints(context.Context) (bool, bool, error
 		return false, false, nil
 	}
 	return *s.ignore, true, nil
+}
+
+// The addresses from which container credentials may be fetched over plain
+// http, as the SDK allows them: the ECS and EKS agents' link-local
+// addresses, and loopback.
+var containerHosts = []netip.Addr{
+	netip.MustParseAddr("169.254.170.2"),
+	netip.MustParseAddr("169.254.170.23"),
+	netip.MustParseAddr("fd00:ec2::23"),
+}
+
+// containerCredentials is the SDK's container credential provider, for
+// environments that serve the role's credentials from an endpoint instead
+// of putting them in the environment.
+func containerCredentials(getenv func(string) string) (aws.CredentialsProvider, error) {
+	var endpoint string
+	if rel := strings.TrimSpace(getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")); rel != "" {
+		endpoint = "http://169.254.170.2" + rel
+	} else if full := strings.TrimSpace(getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")); full != "" {
+		u, err := url.Parse(full)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			return nil, fmt.Errorf("AWS_CONTAINER_CREDENTIALS_FULL_URI: want an http(s) URL, got %q", full)
+		}
+		if u.Scheme == "http" && !allowedContainerHost(u.Hostname()) {
+			return nil, fmt.Errorf("AWS_CONTAINER_CREDENTIALS_FULL_URI: credentials are fetched over plain http only from loopback or the ECS/EKS agent addresses, not %q", u.Hostname())
+		}
+		endpoint = full
+	} else {
+		return nil, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them from the function's role), nor is AWS_CONTAINER_CREDENTIALS_FULL_URI or _RELATIVE_URI")
+	}
+	token, tokenFile := getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"), getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+	return endpointcreds.New(endpoint, func(o *endpointcreds.Options) {
+		o.AuthorizationToken = token
+		if tokenFile != "" {
+			// Read at each fetch: the agent rotates the file.
+			o.AuthorizationTokenProvider = endpointcreds.TokenProviderFunc(func() (string, error) {
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return "", fmt.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: %w", err)
+				}
+				return strings.TrimSpace(string(b)), nil
+			})
+		}
+	}), nil
+}
+
+// allowedContainerHost does not resolve names: init stays off the network,
+// and "localhost" is the one name the agents use.
+func allowedContainerHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return ip.IsLoopback() || slices.Contains(containerHosts, ip.Unmap())
 }
 
 // EndpointVariable is the environment variable that overrides the endpoint

@@ -3,10 +3,15 @@ package awsenv_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -55,6 +60,7 @@ func TestLoad(t *testing.T) {
 		env          map[string]string
 		region       string
 		baseEndpoint string
+		container    bool // credentials come from an endpoint, not fetched here
 		wantErr      []string
 	}{
 		{name: "Lambda environment", env: lambdaEnv, region: "eu-west-1"},
@@ -70,6 +76,11 @@ func TestLoad(t *testing.T) {
 		{name: "key id without secret", env: with(map[string]string{"AWS_SECRET_ACCESS_KEY": "-"}), wantErr: []string{"AWS_SECRET_ACCESS_KEY is not set, but AWS_ACCESS_KEY_ID is"}},
 		{name: "secret without key id", env: with(map[string]string{"AWS_ACCESS_KEY_ID": "-"}), wantErr: []string{"AWS_ACCESS_KEY_ID is not set, but AWS_SECRET_ACCESS_KEY is"}},
 		{name: "endpoint without scheme", env: with(map[string]string{"AWS_ENDPOINT_URL": "localhost:5000"}), wantErr: []string{"AWS_ENDPOINT_URL: want an http(s) URL", `"localhost:5000"`}},
+		{name: "container credentials, relative", env: with(map[string]string{"AWS_ACCESS_KEY_ID": "-", "AWS_SECRET_ACCESS_KEY": "-", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/abc"}), region: "eu-west-1", container: true},
+		{name: "container credentials, https", env: with(map[string]string{"AWS_ACCESS_KEY_ID": "-", "AWS_SECRET_ACCESS_KEY": "-", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "https://creds.example.com/role"}), region: "eu-west-1", container: true},
+		{name: "container credentials over http from elsewhere", env: with(map[string]string{"AWS_ACCESS_KEY_ID": "-", "AWS_SECRET_ACCESS_KEY": "-", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://10.0.0.5/creds"}), wantErr: []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "not \"10.0.0.5\""}},
+		{name: "container credentials URL not http", env: with(map[string]string{"AWS_ACCESS_KEY_ID": "-", "AWS_SECRET_ACCESS_KEY": "-", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "file:///etc/creds"}), wantErr: []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI: want an http(s) URL"}},
+		{name: "no credentials names both ways", env: with(map[string]string{"AWS_ACCESS_KEY_ID": "-", "AWS_SECRET_ACCESS_KEY": "-"}), wantErr: []string{"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set", "AWS_CONTAINER_CREDENTIALS_FULL_URI"}},
 		{name: "bad ignore flag", env: with(map[string]string{"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "yes please"}), wantErr: []string{"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: want true or false"}},
 	}
 	for _, tt := range tests {
@@ -94,6 +105,12 @@ func TestLoad(t *testing.T) {
 			}
 			if got := aws.ToString(cfg.BaseEndpoint); got != tt.baseEndpoint {
 				t.Errorf("BaseEndpoint = %q, want %q", got, tt.baseEndpoint)
+			}
+			if tt.container {
+				if cfg.Credentials == nil {
+					t.Error("no credentials provider")
+				}
+				return
 			}
 			creds, err := cfg.Credentials.Retrieve(context.Background())
 			if err != nil {
@@ -152,6 +169,43 @@ func TestServiceEndpoints(t *testing.T) {
 	}
 	if ep := dynamodb.NewFromConfig(cfg).Options().BaseEndpoint; ep != nil {
 		t.Errorf("with AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true, DynamoDB endpoint = %q, want the default", *ep)
+	}
+}
+
+// TestContainerCredentials fetches credentials as the SDK's container
+// provider does, with the authorization token read from its file at each
+// fetch.
+func TestContainerCredentials(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("agent-token-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = append(auth, r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"AccessKeyId":"ASIACONTAINER","SecretAccessKey":"container-secret","Token":"container-token","Expiration":%q}`,
+			time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	defer srv.Close()
+	cfg, err := awsenv.Load(env(with(map[string]string{
+		"AWS_ACCESS_KEY_ID": "-", "AWS_SECRET_ACCESS_KEY": "-",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI":     srv.URL + "/creds",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN":      "ignored-when-a-file-is-named",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": tokenFile,
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.AccessKeyID != "ASIACONTAINER" || creds.SecretAccessKey != "container-secret" || creds.SessionToken != "container-token" {
+		t.Errorf("credentials = %+v, want the endpoint's", creds)
+	}
+	if len(auth) != 1 || auth[0] != "agent-token-1" {
+		t.Errorf("Authorization headers = %q, want the token file's content", auth)
 	}
 }
 
