@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
@@ -29,7 +30,9 @@ import (
 // simulator. The same delivery is then handled by a second, separate cold
 // start, as when dbt retries and Lambda routes the retry to a new instance:
 // it must find the first instance's claim and Tableau session in the table,
-// and neither refresh again nor sign in again.
+// and neither refresh again nor sign in again. A third target cannot be
+// refreshed (no extract): both deliveries report it failed, and the
+// failure reaches the SNS topic once.
 func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the bootstrap with go build and runs it; run without -short")
@@ -59,6 +62,11 @@ func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 	tab.AddPAT("bot", "pat-secret")
 	workbook := tab.AddWorkbook("Sales Overview", "Finance")
 	datasource := tab.AddDatasource("Orders", "Finance")
+	tab.AddWorkbook("Static", "Finance", tableautest.NoExtract())
+	topic, err := sns.NewFromConfig(awsCfg).CreateTopic(ctx, &sns.CreateTopicInput{Name: strPtr("refresh-failures")})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	env := slices.DeleteFunc(deploymentEnv(t.TempDir()), func(kv string) bool {
 		return strings.HasPrefix(kv, "TABLEAU_SERVER_URL=") || strings.HasPrefix(kv, "SECRET_ID=") ||
@@ -67,10 +75,11 @@ func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 	env = append(env,
 		"TABLEAU_SERVER_URL="+tab.URL(), "TABLEAU_SITE=analytics",
 		"SECRET_ID=bridge/credentials", "STATE_TABLE=bridge-state",
-		fmt.Sprintf(`REFRESH_MAP={"jobs":{"%s":[{"workbook":"Sales Overview","project":"Finance"},{"datasource":"Orders"}]}}`, demo.JobID),
+		fmt.Sprintf(`REFRESH_MAP={"jobs":{"%s":[{"workbook":"Sales Overview","project":"Finance"},{"datasource":"Orders"},{"workbook":"Static"}]}}`, demo.JobID),
+		"NOTIFY_TOPIC_ARN="+*topic.TopicArn,
 		// The per-service overrides must win over the general one, which
 		// leads nowhere, as with the SDK's own environment configuration.
-		"AWS_ENDPOINT_URL=http://127.0.0.1:9", "AWS_ENDPOINT_URL_DYNAMODB="+moto.URL, "AWS_ENDPOINT_URL_SECRETS_MANAGER="+moto.URL,
+		"AWS_ENDPOINT_URL=http://127.0.0.1:9", "AWS_ENDPOINT_URL_DYNAMODB="+moto.URL, "AWS_ENDPOINT_URL_SECRETS_MANAGER="+moto.URL, "AWS_ENDPOINT_URL_SNS="+moto.URL,
 	)
 	bin := buildBootstrap(t, ".", runtime.GOOS, runtime.GOARCH)
 	event := signedDelivery(t, demo.Event(4242, time.Now()), whSecret)
@@ -91,10 +100,16 @@ func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
 			t.Fatalf("delivery %d: %s: %v", i+1, r.Body, err)
 		}
-		if len(body.Targets) != 2 {
-			t.Fatalf("delivery %d: %s, want two targets", i+1, r.Body)
+		if len(body.Targets) != 3 {
+			t.Fatalf("delivery %d: %s, want three targets", i+1, r.Body)
 		}
 		for _, tg := range body.Targets {
+			if strings.Contains(tg.Target, "Static") {
+				if tg.Result != "failed" {
+					t.Errorf("delivery %d: target %s: %s, want failed (no extract)", i+1, tg.Target, tg.Result)
+				}
+				continue
+			}
 			if tg.Result != want {
 				t.Errorf("delivery %d: target %s: %s, want %s", i+1, tg.Target, tg.Result, want)
 			}
@@ -110,6 +125,15 @@ func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 		if jobs[0] == "" || jobs[1] != jobs[0] {
 			t.Errorf("target %s: job ids %q, want the first delivery's job reported again", target, jobs)
 		}
+	}
+	// The failure is reported once, through the SNS topic, although both
+	// deliveries met it.
+	msgs, err := moto.SNSMessages(ctx, *topic.TopicArn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Message, "Static") {
+		t.Errorf("SNS messages = %+v, want one about workbook Static", msgs)
 	}
 	if n := tab.Count(http.MethodPost, "/auth/signin"); n != 1 {
 		t.Errorf("%d Tableau sign-ins over two cold starts, want 1 (the session is kept in the table)", n)

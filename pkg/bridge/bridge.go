@@ -217,7 +217,7 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 
 	channels := map[string]followup.Notifier{"slack": &slackChannel{secrets: d.Secrets, logger: logger}}
 	if cfg.NotifyTopicARN != "" {
-		sn, err := notify.NewSNS(sns.NewFromConfig(awsCfg), cfg.NotifyTopicARN)
+		sn, err := notify.NewSNS(&lazySNS{cfg: awsCfg}, cfg.NotifyTopicARN)
 		if err != nil {
 			return nil, fmt.Errorf("configuration: NOTIFY_TOPIC_ARN: %w", err)
 		}
@@ -231,6 +231,20 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 		return d.Tableau.Client(ctx)
 	}, d.Alerts, followup.TrackerOptions{JobLimit: cfg.JobLimit, Logger: logger})
 	return d, nil
+}
+
+// lazySNS builds the SNS client on the first message: a function that
+// never has a failure to report never needs it, and a cold start does not
+// pay for it.
+type lazySNS struct {
+	cfg    aws.Config
+	once   sync.Once
+	client *sns.Client
+}
+
+func (l *lazySNS) Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error) {
+	l.once.Do(func() { l.client = sns.NewFromConfig(l.cfg) })
+	return l.client.Publish(ctx, in, optFns...)
 }
 
 // slackChannel posts to the Slack webhook named in the secret, which may

@@ -2,10 +2,8 @@ package notify_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -22,7 +20,7 @@ import (
 
 var (
 	snsClient *sns.Client
-	motoURL   string
+	moto      *motoserver.Server
 )
 
 func TestMain(m *testing.M) {
@@ -32,7 +30,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		snsClient = sns.NewFromConfig(cfg)
-		motoURL = s.URL
+		moto = s
 	}))
 }
 
@@ -54,53 +52,14 @@ func newTopic(t *testing.T, fifo bool) string {
 	return *out.TopicArn
 }
 
-// sent is one message moto recorded as published to a topic.
-type sent struct {
-	Message    string
-	Subject    string
-	Attributes map[string]any
-	GroupID    string
-}
-
-// sentTo reads what moto recorded for topicARN from its model dump,
-// GET /moto-api/data.json, where each SNS Topic lists its
-// sent_notifications as [id, message, subject, attributes, group id].
-func sentTo(t *testing.T, topicARN string) []sent {
+// sentTo is what moto recorded as published to topicARN.
+func sentTo(t *testing.T, topicARN string) []motoserver.SNSMessage {
 	t.Helper()
-	resp, err := http.Get(motoURL + "/moto-api/data.json")
+	msgs, err := moto.SNSMessages(context.Background(), topicARN)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var data struct {
-		SNS struct {
-			Topic []struct {
-				ARN               string  `json:"arn"`
-				SentNotifications [][]any `json:"sent_notifications"`
-			} `json:"Topic"`
-		} `json:"sns"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&data); err != nil {
-		t.Fatalf("decode moto data.json: %v", err)
-	}
-	var out []sent
-	for _, topic := range data.SNS.Topic {
-		if topic.ARN != topicARN {
-			continue
-		}
-		for _, n := range topic.SentNotifications {
-			if len(n) < 5 {
-				t.Fatalf("moto notification has %d fields, want 5: %v", len(n), n)
-			}
-			s := sent{}
-			s.Message, _ = n[1].(string)
-			s.Subject, _ = n[2].(string)
-			s.Attributes, _ = n[3].(map[string]any)
-			s.GroupID, _ = n[4].(string)
-			out = append(out, s)
-		}
-	}
-	return out
+	return msgs
 }
 
 // attr digs the string value of a message attribute out of moto's record,
