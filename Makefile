@@ -34,7 +34,7 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	# The Lambda bootstrap compiles a few files of its own (pkg/bridge/lambda.go).
+	# The Lambda bootstrap compiles a few files of its own (pkg/bridge/awsconfig_lambda.go).
 	$(GO) vet -tags lambda.norpc ./...
 
 unit:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -53,7 +54,7 @@ func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 	const whSecret = "whsec-bootstrap-test"
 	secretJSON := fmt.Sprintf(`{"dbt_webhook_secret":%q,"tableau_pat_name":"bot","tableau_pat_secret":"pat-secret"}`, whSecret)
 	if _, err := secretsmanager.NewFromConfig(awsCfg).CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: strPtr("bridge/credentials"), SecretString: &secretJSON,
+		Name: aws.String("bridge/credentials"), SecretString: &secretJSON,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestBootstrapDeliveryExactlyOnce(t *testing.T) {
 	workbook := tab.AddWorkbook("Sales Overview", "Finance")
 	datasource := tab.AddDatasource("Orders", "Finance")
 	tab.AddWorkbook("Static", "Finance", tableautest.NoExtract())
-	topic, err := sns.NewFromConfig(awsCfg).CreateTopic(ctx, &sns.CreateTopicInput{Name: strPtr("refresh-failures")})
+	topic, err := sns.NewFromConfig(awsCfg).CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("refresh-failures")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +164,3 @@ func signedDelivery(t *testing.T, body []byte, secret string) []byte {
 	}
 	return b
 }
-
-func strPtr(s string) *string { return &s }

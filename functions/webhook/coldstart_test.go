@@ -366,19 +366,11 @@ func medianRatio(a, b []time.Duration) float64 {
 	for i := range rs {
 		rs[i] = float64(a[i]) / float64(b[i])
 	}
-	slices.Sort(rs)
-	n := len(rs)
-	switch {
-	case n == 0:
-		return 0
-	case n%2 == 1:
-		return rs[n/2]
-	}
-	return (rs[n/2-1] + rs[n/2]) / 2
+	return median(rs)
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
+func median[T time.Duration | float64](xs []T) T {
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	n := len(s)
 	if n == 0 {
