@@ -127,14 +127,44 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		}
 	}
 	c.NotifyTopicARN = strings.TrimSpace(getenv("NOTIFY_TOPIC_ARN"))
-	if c.TableauServerURL == "" {
-		errs = append(errs, errors.New("TABLEAU_SERVER_URL is not set"))
+	switch {
+	case c.TableauServerURL == "":
+		errs = append(errs, errors.New("TABLEAU_SERVER_URL is not set: the Tableau Server or Tableau Cloud pod, e.g. https://prod-useast-a.online.tableau.com"))
+	default:
+		// Checked now: a URL the client refuses would otherwise fail every
+		// delivery, after start-up and check-config had passed.
+		if _, err := tableau.NewClient(c.TableauServerURL); err != nil {
+			errs = append(errs, fmt.Errorf("TABLEAU_SERVER_URL: %s", strings.TrimPrefix(err.Error(), "tableau: ")))
+		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+	if c.DBTCloudURL != "" {
+		if _, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(c.DBTCloudURL), dbtcloud.WithAccountID(1), dbtcloud.WithToken("x")); err != nil {
+			errs = append(errs, fmt.Errorf("DBT_CLOUD_URL: %s", strings.TrimPrefix(err.Error(), "dbtcloud: ")))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &ConfigError{Problems: errs}
 	}
 	return c, nil
 }
+
+// ConfigError lists every problem with the configuration, each naming its
+// variable, so that a deployment is fixed in one pass. Its message is one
+// line: it is what a function prints when it refuses to start.
+type ConfigError struct {
+	Problems []error
+}
+
+func (e *ConfigError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return "configuration: " + strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.Is and errors.As see each problem.
+func (e *ConfigError) Unwrap() []error { return e.Problems }
 
 // NewLogger returns the JSON logger the functions write with.
 func NewLogger(level slog.Level) *slog.Logger {
@@ -148,11 +178,11 @@ func NewLogger(level slog.Level) *slog.Logger {
 // left unset. stop ends the simulators.
 func Start(ctx context.Context) (deps *Deps, d *demo.Demo, stop func(), err error) {
 	stop = func() {}
+	var overridden []string
 	if os.Getenv("TABLEAU_SERVER_URL") == "" && os.Getenv("SECRET_ID") == "" {
 		d = demo.Start()
 		stop = d.Close
-		d.Apply()
-		fmt.Fprintln(os.Stderr, "TABLEAU_SERVER_URL and SECRET_ID are unset: using the Tableau simulator with demo content at", d.Tableau.URL())
+		overridden = d.Apply()
 	}
 	cfg, err := FromEnv(os.Getenv)
 	if err != nil {
@@ -163,6 +193,14 @@ func Start(ctx context.Context) (deps *Deps, d *demo.Demo, stop func(), err erro
 	if err != nil {
 		stop()
 		return nil, nil, func() {}, err
+	}
+	if d != nil {
+		// Said once the configuration is known to be good, so that a
+		// configuration error is the last thing printed.
+		fmt.Fprintln(os.Stderr, "TABLEAU_SERVER_URL and SECRET_ID are unset: using the Tableau simulator with demo content at", d.Tableau.URL())
+		if len(overridden) > 0 {
+			fmt.Fprintf(os.Stderr, "demo: ignoring %s from your environment: the simulators know only the demo's (unset SECRET_ID and TABLEAU_SERVER_URL is what starts the demo)\n", strings.Join(overridden, ", "))
+		}
 	}
 	return deps, d, stop, nil
 }
@@ -332,19 +370,13 @@ func (c *Clients) Client(ctx context.Context) (*tableau.Client, error) {
 }
 
 // DBT returns a dbt Cloud client that follows the secret's dbt_api_token, for
-// the scheduled function. It fails at once, before anything runs, when
-// DBT_ACCOUNT_ID is missing.
-func (d *Deps) DBT(opts ...dbtcloud.Option) (*DBTClients, error) {
+// the scheduled function, or nil when DBT_ACCOUNT_ID is not set: such a
+// deployment only follows the Tableau jobs its webhook queued.
+func (d *Deps) DBT(opts ...dbtcloud.Option) *DBTClients {
 	if d.Config.DBTAccountID == 0 {
-		return nil, errors.New("configuration: DBT_ACCOUNT_ID is not set")
+		return nil
 	}
-	if d.Config.DBTCloudURL != "" {
-		// Checked now so a bad URL fails the deployment, not the first run.
-		if _, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(d.Config.DBTCloudURL), dbtcloud.WithAccountID(1), dbtcloud.WithToken("x")); err != nil {
-			return nil, fmt.Errorf("configuration: DBT_CLOUD_URL: %w", err)
-		}
-	}
-	return &DBTClients{cfg: d.Config, secrets: d.Secrets, logger: d.Logger, opts: opts}, nil
+	return &DBTClients{cfg: d.Config, secrets: d.Secrets, logger: d.Logger, opts: opts}
 }
 
 // DBTClients is a dbt Cloud client that rebuilds itself when the token in the
@@ -366,7 +398,7 @@ func (c *DBTClients) get(ctx context.Context) (*dbtcloud.Client, error) {
 		return nil, err
 	}
 	if creds.DBTAPIToken == "" {
-		return nil, errors.New("the credentials have no dbt_api_token (a dbt Cloud service token with job admin rights)")
+		return nil, errNoToken
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -383,6 +415,15 @@ func (c *DBTClients) get(ctx context.Context) (*dbtcloud.Client, error) {
 	}
 	c.token, c.client = creds.DBTAPIToken, client
 	return client, nil
+}
+
+var errNoToken = errors.New("the secret has no dbt_api_token (a dbt Cloud service token with job admin rights), which the scheduled path needs")
+
+// Check implements scheduler.Checker: the token must be in the secret before
+// a tick touches any job.
+func (c *DBTClients) Check(ctx context.Context) error {
+	_, err := c.get(ctx)
+	return err
 }
 
 // TriggerRun implements scheduler.DBT.

@@ -48,7 +48,11 @@ func TestFromEnv(t *testing.T) {
 		{name: "every problem at once", env: with(map[string]string{
 			"TABLEAU_SERVER_URL": "", "REFRESH_MAP": `{"jobs":{"x":[]}}`, "WEBHOOK_MAX_EVENT_AGE": "soon",
 			"DBT_ACCOUNT_ID": "-3", "CANCEL_STUCK": "maybe", "LOG_LEVEL": "loud",
-		}), wantErr: []string{"TABLEAU_SERVER_URL is not set", `REFRESH_MAP: refresh map: jobs["x"]`, "WEBHOOK_MAX_EVENT_AGE", "DBT_ACCOUNT_ID", "CANCEL_STUCK", "LOG_LEVEL"}},
+		}), wantErr: []string{"TABLEAU_SERVER_URL is not set", `REFRESH_MAP: jobs["x"]`, "WEBHOOK_MAX_EVENT_AGE", "DBT_ACCOUNT_ID", "CANCEL_STUCK", "LOG_LEVEL"}},
+		{name: "Tableau URL without a scheme", env: with(map[string]string{"TABLEAU_SERVER_URL": "example.com"}), wantErr: []string{"TABLEAU_SERVER_URL: server URL \"example.com\" has no host"}},
+		{name: "Tableau URL over http", env: with(map[string]string{"TABLEAU_SERVER_URL": "http://example.com"}), wantErr: []string{"TABLEAU_SERVER_URL: server URL \"http://example.com\": https required"}},
+		{name: "Tableau URL over http on loopback", env: with(map[string]string{"TABLEAU_SERVER_URL": "http://127.0.0.1:8080"}), check: func(t *testing.T, c *Config) {}},
+		{name: "dbt Cloud URL over http", env: with(map[string]string{"DBT_CLOUD_URL": "http://cloud.getdbt.com"}), wantErr: []string{"DBT_CLOUD_URL: "}},
 		{name: "replays must stay deduplicated", env: with(map[string]string{"WEBHOOK_MAX_EVENT_AGE": "96h"}), wantErr: []string{"IDEMPOTENCY_RETENTION (72h0m0s) must be longer than WEBHOOK_MAX_EVENT_AGE (96h0m0s)"}},
 	}
 	for _, tt := range tests {
@@ -57,6 +61,10 @@ func TestFromEnv(t *testing.T) {
 			if len(tt.wantErr) > 0 {
 				if err == nil {
 					t.Fatal("FromEnv succeeded")
+				}
+				// The function prints it as it stops: one line, one prefix.
+				if msg := err.Error(); strings.Contains(msg, "\n") || strings.Count(msg, "configuration:") != 1 || strings.Contains(msg, "tableau: ") {
+					t.Errorf("error %q: want one line with one prefix", msg)
 				}
 				for _, w := range tt.wantErr {
 					if !strings.Contains(err.Error(), w) {
@@ -92,17 +100,13 @@ func TestBuildLocalAndDBT(t *testing.T) {
 	if err != nil || creds.TableauPATName != "n" {
 		t.Fatalf("credentials = %v, %v", creds, err)
 	}
-	if _, err := d.DBT(); err == nil || !strings.Contains(err.Error(), "DBT_ACCOUNT_ID") {
-		t.Errorf("DBT() without an account = %v", err)
+	if dbt := d.DBT(); dbt != nil {
+		t.Errorf("DBT() without an account = %v, want nil: the scheduled path is off", dbt)
 	}
-	c.DBTAccountID, c.DBTCloudURL = 7, "http://dbt.example.com"
-	if _, err := d.DBT(); err == nil || !strings.Contains(err.Error(), "DBT_CLOUD_URL") {
-		t.Errorf("DBT() with an http URL = %v", err)
-	}
-	c.DBTCloudURL = ""
-	dbt, err := d.DBT()
-	if err != nil {
-		t.Fatal(err)
+	c.DBTAccountID = 7
+	dbt := d.DBT()
+	if err := dbt.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "dbt_api_token") {
+		t.Errorf("Check without a token = %v", err)
 	}
 	if _, err := dbt.GetRun(context.Background(), 1); err == nil || !strings.Contains(err.Error(), "dbt_api_token") {
 		t.Errorf("GetRun without a token = %v", err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"time"
 
@@ -68,21 +69,38 @@ func Start() *Demo {
 			"TABLEAU_PAT_NAME":      PATName,
 			"TABLEAU_PAT_SECRET":    PATSecret,
 			"TABLEAU_WEBHOOK_TOKEN": WebhookToken,
+			// The demo signs in with its PAT: a connected app in the
+			// shell would take precedence and be refused.
+			"TABLEAU_CLIENT_ID": "", "TABLEAU_SECRET_ID": "", "TABLEAU_SECRET_VALUE": "", "TABLEAU_USERNAME": "",
 		},
 	}
 }
 
-// Apply sets each of d.Env that is not set in the process environment. The
-// map is not applied when the user gave one of their own.
-func (d *Demo) Apply() {
+// userChoices are the demo variables a user may set to try the demo their
+// way: their own refresh map over the demo content. Every other one names or
+// unlocks a simulator, which knows only the demo's values: a real PAT left in
+// the shell would only earn a bare 401001 from the simulator.
+var userChoices = map[string]bool{"REFRESH_MAP": true}
+
+// Apply sets the process environment to d.Env and returns, sorted, the
+// variables the user had set to something else, which the demo overrides.
+// The map is the user's to choose: it is not applied when they gave one.
+func (d *Demo) Apply() (overridden []string) {
 	for k, v := range d.Env {
 		if k == "REFRESH_MAP" && os.Getenv("REFRESH_MAP_FILE") != "" {
 			continue
 		}
-		if os.Getenv(k) == "" {
-			os.Setenv(k, v)
+		cur := os.Getenv(k)
+		if userChoices[k] && cur != "" {
+			continue
 		}
+		if cur != "" && cur != v {
+			overridden = append(overridden, k)
+		}
+		os.Setenv(k, v)
 	}
+	sort.Strings(overridden)
+	return overridden
 }
 
 // Close stops the simulators.

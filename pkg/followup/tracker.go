@@ -54,7 +54,11 @@ func NewTracker(jobs state.TableauJobs, client func(context.Context) (Tableau, e
 
 // FollowResult counts what one Follow saw.
 type FollowResult struct {
-	Open, Succeeded, Failed, Stuck, Unknown int
+	Open      int `json:"open"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	Stuck     int `json:"stuck"`
+	Unknown   int `json:"unknown"`
 }
 
 // Follow reads each open job's state once, closes the finished ones and

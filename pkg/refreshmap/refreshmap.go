@@ -278,23 +278,25 @@ func Load(getenv func(string) string) (*Map, error) {
 	inline, file := getenv("REFRESH_MAP"), getenv("REFRESH_MAP_FILE")
 	switch {
 	case inline != "" && file != "":
-		return nil, errors.New("refresh map: set REFRESH_MAP or REFRESH_MAP_FILE, not both")
+		return nil, errors.New("REFRESH_MAP and REFRESH_MAP_FILE are both set: set one, or one would silently win")
 	case file != "":
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("refresh map: REFRESH_MAP_FILE: %w", err)
+			return nil, fmt.Errorf("REFRESH_MAP_FILE: %w", err)
 		}
 		m, err := Parse(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+			return nil, fmt.Errorf("REFRESH_MAP_FILE %s: %s", file, strings.TrimPrefix(err.Error(), "refresh map: "))
 		}
 		return m, nil
 	case inline != "":
 		m, err := Parse([]byte(inline))
 		if err != nil {
-			return nil, fmt.Errorf("REFRESH_MAP: %w", err)
+			// The variable says what was being read; "refresh map" again
+			// would only stack prefixes.
+			return nil, fmt.Errorf("REFRESH_MAP: %s", strings.TrimPrefix(err.Error(), "refresh map: "))
 		}
 		return m, nil
 	}
-	return nil, errors.New("refresh map: set REFRESH_MAP (JSON) or REFRESH_MAP_FILE (path to a JSON file)")
+	return nil, errors.New("REFRESH_MAP is not set: set REFRESH_MAP (JSON) or REFRESH_MAP_FILE (path to a JSON file)")
 }

@@ -118,10 +118,10 @@ func TestLoad(t *testing.T) {
 		{"inline", map[string]string{"REFRESH_MAP": `{"jobs":{"7":[{"workbook":"W"}]}}`}, "", "W"},
 		{"file", map[string]string{"REFRESH_MAP_FILE": good}, "", "Orders"},
 		{"neither", nil, "set REFRESH_MAP", ""},
-		{"both", map[string]string{"REFRESH_MAP": "{}", "REFRESH_MAP_FILE": good}, "not both", ""},
+		{"both", map[string]string{"REFRESH_MAP": "{}", "REFRESH_MAP_FILE": good}, "both set", ""},
 		{"missing file", map[string]string{"REFRESH_MAP_FILE": filepath.Join(dir, "nope.json")}, "REFRESH_MAP_FILE", ""},
-		{"bad file names the file", map[string]string{"REFRESH_MAP_FILE": bad}, bad + `: refresh map: jobs["7"][0]`, ""},
-		{"bad inline names the variable", map[string]string{"REFRESH_MAP": `{"jobs":{"x":[]}}`}, `REFRESH_MAP: refresh map: jobs["x"]`, ""},
+		{"bad file names the file", map[string]string{"REFRESH_MAP_FILE": bad}, "REFRESH_MAP_FILE " + bad + `: jobs["7"][0]`, ""},
+		{"bad inline names the variable", map[string]string{"REFRESH_MAP": `{"jobs":{"x":[]}}`}, `REFRESH_MAP: jobs["x"]`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,6 +129,9 @@ func TestLoad(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Load() error = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Count(err.Error(), "refresh map") > 0 && strings.Contains(err.Error(), "REFRESH_MAP") {
+					t.Errorf("Load() error %q stacks prefixes: the variable already says what was read", err)
 				}
 				return
 			}

@@ -48,6 +48,10 @@ type world struct {
 	clock  *dbtcloudtest.FakeClock
 	dbt    *dbtcloudtest.Server
 	client *dbtcloud.Client
+	// dbtAPI, when set, is what the scheduler gets instead of client;
+	// noDBT gives it none, as in a deployment without DBT_ACCOUNT_ID.
+	dbtAPI scheduler.DBT
+	noDBT  bool
 	tab    *tableautest.Server
 	table  *dynamo.Table
 	ids    map[string]string
@@ -113,7 +117,14 @@ func newWorld(t testing.TB, jobs func(*dbtcloudtest.Server)) *world {
 // invoke runs one invocation on the simulated clock.
 func (w *world) invoke(ev scheduler.Event) (scheduler.Result, error) {
 	w.t.Helper()
-	s, err := scheduler.New(w.client, w.table.Runs(), w.ref, w.cfg)
+	var api scheduler.DBT = w.client
+	switch {
+	case w.noDBT:
+		api = nil
+	case w.dbtAPI != nil:
+		api = w.dbtAPI
+	}
+	s, err := scheduler.New(api, w.table.Runs(), w.ref, w.cfg)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -40,6 +40,18 @@ type DBT interface {
 	CancelRun(ctx context.Context, runID int64) (*dbtcloud.Run, error)
 }
 
+// Checker is implemented by a DBT whose configuration can be checked before
+// a tick touches any job (the API token is present, say): a tick that could
+// not run one job for want of configuration fails as one error rather than
+// one per job.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// ErrNoDBT is the error of a tick that names dbt jobs in a deployment that
+// has no dbt Cloud account configured. Following Tableau jobs needs none.
+var ErrNoDBT = errors.New("the scheduled path is not configured: set DBT_ACCOUNT_ID (template parameter DbtAccountId) and put dbt_api_token in the secret")
+
 // Event is the scheduled event's input. A tick names the jobs to run; a
 // follow-up ({"follow": true}) only checks the runs in flight.
 type Event struct {
@@ -136,10 +148,12 @@ type Scheduler struct {
 	cfg       Config
 }
 
-// New returns a Scheduler.
+// New returns a Scheduler. dbt is nil in a deployment without a dbt Cloud
+// account: follow-ups still follow the Tableau jobs the webhook queued, and
+// a tick that names jobs fails with ErrNoDBT.
 func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, cfg Config) (*Scheduler, error) {
-	if dbt == nil || runs == nil || r == nil || cfg.Map == nil {
-		return nil, errors.New("scheduler: dbt client, run store, refresher and refresh map are required")
+	if runs == nil || r == nil || cfg.Map == nil {
+		return nil, errors.New("scheduler: run store, refresher and refresh map are required")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -179,6 +193,11 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if !ev.Follow {
+		if err := s.checkDBT(ctx, jobs); err != nil {
+			return Result{}, err
+		}
+	}
 	tick, err := tickOf(ev, s.cfg.Now())
 	if err != nil {
 		return Result{}, err
@@ -207,7 +226,7 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 	}
 	var errs []error
 	if len(failures) > 0 {
-		errs = append(errs, fmt.Errorf("%d of %d dbt jobs failed: %s", len(failures), len(res.Jobs), strings.Join(failures, "; ")))
+		errs = append(errs, fmt.Errorf("%d of %d %s failed: %s", len(failures), len(res.Jobs), plural(len(res.Jobs), "dbt job", "dbt jobs"), strings.Join(failures, "; ")))
 	}
 	if ev.Follow && s.cfg.Follower != nil {
 		fr, err := s.cfg.Follower.Follow(ctx)
@@ -217,6 +236,34 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// checkDBT fails a tick at once, as one configuration error, when dbt Cloud
+// cannot be asked about any job.
+func (s *Scheduler) checkDBT(ctx context.Context, jobs []string) error {
+	if s.dbt == nil {
+		return fmt.Errorf("configuration: the event names %s %s, but %w", plural(len(jobs), "dbt job", "dbt jobs"), strings.Join(jobs, ", "), ErrNoDBT)
+	}
+	if c, ok := s.dbt.(Checker); ok {
+		if err := c.Check(ctx); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+	}
+	return nil
+}
+
+// runIDAttr logs a dbt run id as the string the webhook path logs it as,
+// so one query finds a run's lines from both functions.
+func runIDAttr(id int64) slog.Attr {
+	return slog.String("dbt_run_id", strconv.FormatInt(id, 10))
+}
+
+// plural picks the word for n things.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // tickLayout is fixed-width, so that ticks order as strings in the store.
@@ -292,9 +339,13 @@ func (s *Scheduler) job(ctx context.Context, jobID, tick string, followOnly bool
 		return s.errored(ctx, log, res, err)
 	}
 	switch {
+	case rec != nil && rec.Phase == state.PhaseRunning && s.dbt == nil:
+		// A run triggered before DBT_ACCOUNT_ID was removed.
+		res.RunID = rec.RunID
+		return s.errored(ctx, log, res, fmt.Errorf("cannot follow dbt run %d: %w", rec.RunID, ErrNoDBT))
 	case rec != nil && rec.Phase == state.PhaseRunning:
 		res.RunID = rec.RunID
-		log.InfoContext(ctx, "resuming dbt run in flight", "dbt_run_id", rec.RunID, "triggered_at", rec.TriggeredAt)
+		log.InfoContext(ctx, "resuming dbt run in flight", runIDAttr(rec.RunID), "triggered_at", rec.TriggeredAt)
 		return s.follow(ctx, log, res, rec.TriggeredAt, until)
 	case followOnly:
 		res.Outcome, res.Message = AlreadyHandled, "no run in flight"
@@ -332,7 +383,7 @@ func (s *Scheduler) trigger(ctx context.Context, log *slog.Logger, res JobResult
 	run, err := s.dbt.TriggerRun(ctx, jobNum, &dbtcloud.TriggerRunRequest{Cause: cause})
 	if errors.Is(err, dbtcloud.ErrTriggerOutcomeUnknown) {
 		if found, ferr := s.findByCause(ctx, jobNum, cause); ferr == nil && found != nil {
-			log.WarnContext(ctx, "trigger reply lost; found the run by its cause", "dbt_run_id", found.ID)
+			log.WarnContext(ctx, "trigger reply lost; found the run by its cause", runIDAttr(found.ID))
 			run, err = found, nil
 		}
 	}
@@ -346,9 +397,9 @@ func (s *Scheduler) trigger(ctx context.Context, log *slog.Logger, res JobResult
 	if err := s.runs.Started(context.WithoutCancel(ctx), res.JobID, owner, run.ID, now); err != nil {
 		// The run exists but is not recorded: following it now is still
 		// right; a later tick may start another run of the job.
-		log.ErrorContext(ctx, "could not record the triggered run", "dbt_run_id", run.ID, "error", err)
+		log.ErrorContext(ctx, "could not record the triggered run", runIDAttr(run.ID), "error", err)
 	}
-	log.InfoContext(ctx, "triggered dbt run", "dbt_run_id", run.ID, "href", run.Href)
+	log.InfoContext(ctx, "triggered dbt run", runIDAttr(run.ID), "href", run.Href)
 	return s.follow(ctx, log, res, now, until)
 }
 
@@ -368,7 +419,7 @@ func (s *Scheduler) findByCause(ctx context.Context, jobID int64, cause string) 
 // follow polls the run with capped exponential backoff until it ends or the
 // poll window closes.
 func (s *Scheduler) follow(ctx context.Context, log *slog.Logger, res JobResult, triggeredAt, until time.Time) JobResult {
-	log = log.With("dbt_run_id", res.RunID)
+	log = log.With(runIDAttr(res.RunID))
 	wait := s.cfg.FirstPoll
 	var lastErr error
 	for {

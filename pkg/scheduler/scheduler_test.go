@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/localrun"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
@@ -287,5 +289,62 @@ func TestBadEvents(t *testing.T) {
 	}
 	if n := w.dbt.TriggerCount(123); n != 0 {
 		t.Errorf("bad events triggered %d runs", n)
+	}
+}
+
+// unconfigured is a dbt Cloud client whose configuration check fails, as
+// when the secret has no dbt_api_token.
+type unconfigured struct{ scheduler.DBT }
+
+func (unconfigured) Check(context.Context) error {
+	return errors.New("the secret has no dbt_api_token")
+}
+
+type followerFunc func(context.Context) (followup.FollowResult, error)
+
+func (f followerFunc) Follow(ctx context.Context) (followup.FollowResult, error) { return f(ctx) }
+
+// A deployment without dbt Cloud settings (the template's defaults) still
+// follows the Tableau jobs its webhook queued every five minutes, and a tick
+// that names jobs fails once, as a configuration error, touching nothing.
+func TestWithoutDBTCloudSettings(t *testing.T) {
+	w := newWorld(t, func(s *dbtcloudtest.Server) { s.AddJob(123, "Daily", minutes(0.2, 0.3, 1.5)) })
+	followed := 0
+	w.cfg.Follower = followerFunc(func(context.Context) (followup.FollowResult, error) {
+		followed++
+		return followup.FollowResult{}, nil
+	})
+	w.noDBT = true
+	if res, err := w.invoke(scheduler.Event{Follow: true}); err != nil || len(res.Jobs) != 0 || followed != 1 {
+		t.Fatalf("follow-up without DBT_ACCOUNT_ID: %+v, %v; Tableau jobs followed %d times, want once", res, err, followed)
+	}
+
+	tests := []struct {
+		name   string
+		noDBT  bool
+		api    scheduler.DBT
+		want   string
+		target error
+	}{
+		{"no account", true, nil, "configuration: the event names dbt jobs 123, 456, but the scheduled path is not configured: set DBT_ACCOUNT_ID", scheduler.ErrNoDBT},
+		{"no token", false, unconfigured{w.client}, "configuration: the secret has no dbt_api_token", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w.noDBT, w.dbtAPI = tt.noDBT, tt.api
+			res, err := w.invoke(scheduler.Event{Jobs: []string{"123", "456"}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("tick: %+v, %v; want the error %q", res, err, tt.want)
+			}
+			if tt.target != nil && !errors.Is(err, tt.target) {
+				t.Errorf("error %q does not match %v", err, tt.target)
+			}
+			if strings.Contains(err.Error(), "job 123 run") || len(res.Jobs) != 0 {
+				t.Errorf("error %q, jobs %+v: want one configuration error, not one per job", err, res.Jobs)
+			}
+		})
+	}
+	if n := w.dbt.TriggerCount(123); n != 0 {
+		t.Errorf("dbt runs triggered = %d, want 0", n)
 	}
 }
