@@ -11,7 +11,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTION  ?= webhook
 EVENT     ?= events/dbt-run-succeeded.json
 
-.PHONY: run invoke test vet unit lint-template check-map deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz
+.PHONY: run invoke test vet unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz
 
 run:
 	$(GO) run ./functions/webhook -listen 127.0.0.1:3000
@@ -48,6 +48,15 @@ lint-template:
 check-map:
 	@if [ -z "$$REFRESH_MAP$$REFRESH_MAP_FILE" ]; then export REFRESH_MAP_FILE=functions/webhook/refresh-map.json; fi; \
 	$(GO) run ./functions/webhook -check-map
+
+# Validates the whole configuration a deployment would run with, from the
+# functions' own variables (TABLEAU_SERVER_URL, SECRET_ID, STATE_TABLE,
+# REFRESH_MAP_FILE, DBT_ACCOUNT_ID, ...), before it ships, e.g.
+#   TABLEAU_SERVER_URL=https://prod-useast-a.online.tableau.com SECRET_ID=x STATE_TABLE=x \
+#   REFRESH_MAP_FILE=functions/webhook/refresh-map.json make check-config
+# Nothing is read over the network: the secret is checked at first use.
+check-config:
+	@$(GO) run ./functions/webhook -check-config
 
 # moto_server (DynamoDB and Secrets Manager emulator) and cfn-lint, installed
 # only where missing.

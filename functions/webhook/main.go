@@ -31,15 +31,24 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:3000", "address to serve the HTTP API on when run locally")
 	event := flag.String("event", "", "handle one API Gateway v2 event from this JSON file, print the response and exit")
 	checkMap := flag.Bool("check-map", false, "validate REFRESH_MAP or REFRESH_MAP_FILE and exit")
+	checkConfig := flag.Bool("check-config", false, "validate the whole configuration a deployment would run with (no demo) and exit")
 	flag.Parse()
 	ctx := context.Background()
 
-	if *checkMap {
+	switch {
+	case *checkMap:
 		m, err := refreshmap.Load(os.Getenv)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("refresh map OK: %d dbt jobs\n", len(m.Jobs()))
+		fmt.Printf("refresh map OK: %s\n", m)
+		return nil
+	case *checkConfig:
+		cfg, err := bridge.FromEnv(os.Getenv)
+		if err != nil {
+			return err
+		}
+		fmt.Print(cfg.Describe())
 		return nil
 	}
 	deps, d, stop, err := bridge.Start(ctx)

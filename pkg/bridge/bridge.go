@@ -148,6 +148,51 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// Describe says in a few lines what a function with this configuration
+// will do, for `make check-config`. It reads nothing over the network: the
+// secret's contents are checked at first use.
+func (c *Config) Describe() string {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, "  "+format+"\n", args...) }
+	b.WriteString("configuration OK\n")
+	version := "negotiated with the server"
+	if c.TableauAPIVersion != "" {
+		version = c.TableauAPIVersion
+	}
+	site := "the default site"
+	if c.TableauSite != "" {
+		site = fmt.Sprintf("site %q", c.TableauSite)
+	}
+	line("Tableau:        %s, %s, REST API version %s", c.TableauServerURL, site, version)
+	if c.SecretID != "" {
+		line("credentials:    Secrets Manager secret %s (read at first use, cached %s)", c.SecretID, c.SecretCacheTTL)
+	} else {
+		line("credentials:    environment variables (DBT_WEBHOOK_SECRET, TABLEAU_PAT_NAME, ...)")
+	}
+	if c.StateTable != "" {
+		line("state:          DynamoDB table %s", c.StateTable)
+	} else {
+		line("state:          in memory (STATE_TABLE is not set: local runs only)")
+	}
+	line("refresh map:    %s", c.Map)
+	if c.DBTAccountID != 0 {
+		host := c.DBTCloudURL
+		if host == "" {
+			host = "https://cloud.getdbt.com"
+		}
+		line("scheduled path: on (dbt Cloud %s, account %d; token: the secret's dbt_api_token)", host, c.DBTAccountID)
+	} else {
+		line("scheduled path: off (DBT_ACCOUNT_ID is not set); follow-ups still follow Tableau refresh jobs")
+	}
+	if c.NotifyTopicARN != "" {
+		line("notifications:  SNS topic %s, and Slack when the secret has slack_webhook_url", c.NotifyTopicARN)
+	} else {
+		line("notifications:  Slack when the secret has slack_webhook_url, else the log")
+	}
+	line("replays:        events older than %s are ignored; runs are remembered for %s", c.MaxEventAge, c.Retention)
+	return b.String()
+}
+
 // ConfigError lists every problem with the configuration, each naming its
 // variable, so that a deployment is fixed in one pass. Its message is one
 // line: it is what a function prints when it refuses to start.

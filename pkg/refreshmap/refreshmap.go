@@ -79,6 +79,24 @@ func (m *Map) Targets(jobID string) []Target {
 	return m.jobs[jobID]
 }
 
+// String summarises the map, e.g. "2 dbt jobs, 5 targets".
+func (m *Map) String() string {
+	jobs := m.Jobs()
+	targets := 0
+	for _, j := range jobs {
+		targets += len(m.Targets(j))
+	}
+	return plural(len(jobs), "dbt job") + ", " + plural(targets, "target")
+}
+
+// plural says "1 target" or "3 targets".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
 // Jobs returns the mapped dbt job ids in ascending order.
 func (m *Map) Jobs() []string {
 	ids := make([]string, 0, len(m.jobs))

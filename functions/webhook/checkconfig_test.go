@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// A wrong TABLEAU_SERVER_URL used to pass start-up and the pre-deploy check,
+// then fail every delivery "permanently" with a 200, so that dbt never
+// redelivered and the refreshes were lost. Now both the pre-deploy check
+// (make check-config) and the deployed function's start stop with one line
+// that names the variable.
+func TestBadTableauServerURLStopsCheckAndStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the bootstrap; run without -short")
+	}
+	bin := buildBootstrap(t, ".", runtime.GOOS, runtime.GOARCH)
+	base := []string{"SECRET_ID=bridge/credentials", "STATE_TABLE=t", "REFRESH_MAP_FILE=refresh-map.json", "HOME=" + t.TempDir()}
+	tests := []struct {
+		name, url string
+		wantOK    bool
+		want      string
+	}{
+		{"plain http", "http://example.com", false, `TABLEAU_SERVER_URL: server URL "http://example.com": https required`},
+		{"no scheme", "example.com", false, `TABLEAU_SERVER_URL: server URL "example.com" has no host`},
+		{"unset", "", false, "TABLEAU_SERVER_URL is not set"},
+		{"https", "https://prod-useast-a.online.tableau.com", true, "configuration OK"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := append([]string{"TABLEAU_SERVER_URL=" + tt.url}, base...)
+			for _, mode := range []struct {
+				name string
+				args []string
+				env  []string
+			}{
+				{"make check-config", []string{"-check-config"}, env},
+				// Under Lambda the function must refuse to start, before
+				// it asks the Runtime API for an event.
+				{"Lambda start", nil, append([]string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:9", "AWS_REGION=us-east-1"}, env...)},
+			} {
+				if tt.wantOK && mode.args == nil {
+					continue
+				}
+				cmd := exec.Command(bin, mode.args...)
+				cmd.Env = mode.env
+				out, err := cmd.CombinedOutput()
+				got := strings.TrimSpace(string(out))
+				if ok := err == nil; ok != tt.wantOK {
+					t.Fatalf("%s: exit ok=%t, want %t: %s", mode.name, ok, tt.wantOK, got)
+				}
+				if !strings.Contains(got, tt.want) {
+					t.Errorf("%s: %q, want it to say %q", mode.name, got, tt.want)
+				}
+				if !tt.wantOK && strings.Contains(got, "\n") {
+					t.Errorf("%s: %q, want one line", mode.name, got)
+				}
+			}
+		})
+	}
+}
