@@ -148,6 +148,14 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// credentialsAt says where a person fixes the Tableau credentials.
+func (c *Config) credentialsAt() string {
+	if c.SecretID != "" {
+		return fmt.Sprintf("Secrets Manager secret %s (keys tableau_pat_name and tableau_pat_secret, or the connected-app keys)", c.SecretID)
+	}
+	return "the environment (TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET)"
+}
+
 // Describe says in a few lines what a function with this configuration
 // will do, for `make check-config`. It reads nothing over the network: the
 // secret's contents are checked at first use.
@@ -309,7 +317,7 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 	d.Alerts = followup.NewAlerts(d.Outbox, channels, followup.AlertOptions{NotifySuccess: cfg.NotifySuccess, Logger: logger})
 	d.Refresher = refresh.New(d.Store, func(ctx context.Context) (refresh.Tableau, error) {
 		return d.Tableau.Client(ctx)
-	}, refresh.Options{Retention: cfg.Retention, Jobs: d.Jobs, Alerts: d.Alerts, Logger: logger})
+	}, refresh.Options{Retention: cfg.Retention, Jobs: d.Jobs, Alerts: d.Alerts, Logger: logger, CredentialsAt: cfg.credentialsAt()})
 	d.Tracker = followup.NewTracker(d.Jobs, func(ctx context.Context) (followup.Tableau, error) {
 		return d.Tableau.Client(ctx)
 	}, d.Alerts, followup.TrackerOptions{JobLimit: cfg.JobLimit, Logger: logger})

@@ -20,6 +20,10 @@ const (
 	// KindTableauRefreshNotQueued: Tableau refused to queue the refresh, e.g.
 	// the item has no extract or the credentials were rejected.
 	KindTableauRefreshNotQueued Kind = "tableau_refresh_not_queued"
+	// KindTableauCredentialsRejected: Tableau refused the bridge's own
+	// credentials (a revoked or mistyped PAT, say): nothing is refreshed
+	// until a person fixes them; Reason says where.
+	KindTableauCredentialsRejected Kind = "tableau_credentials_rejected"
 	// KindTableauJobStuck: the refresh job has not finished in the time the
 	// bridge allows it.
 	KindTableauJobStuck Kind = "tableau_job_stuck"
@@ -47,6 +51,8 @@ func (k Kind) headline() string {
 		return "Tableau refresh failed"
 	case KindTableauRefreshNotQueued:
 		return "Tableau refresh could not be queued"
+	case KindTableauCredentialsRejected:
+		return "Tableau rejected the bridge's credentials"
 	case KindTableauJobStuck:
 		return "Tableau refresh job is stuck"
 	case KindDBTRunFailed:

@@ -20,6 +20,9 @@ import (
 
 // Tableau is what the refresher needs from a Tableau client.
 type Tableau interface {
+	// SignIn makes sure the client has a session (adopting a shared one),
+	// so that a failure to sign in is told apart from a target's failure.
+	SignIn(ctx context.Context) error
 	FindWorkbook(ctx context.Context, name, project string) (*tableau.Workbook, error)
 	FindDatasource(ctx context.Context, name, project string) (*tableau.Datasource, error)
 	RefreshWorkbook(ctx context.Context, id string) (*tableau.RefreshResult, error)
@@ -71,6 +74,8 @@ type Refresher struct {
 	retention time.Duration
 	logger    *slog.Logger
 	now       func() time.Time
+	// credentialsAt: see Options.CredentialsAt.
+	credentialsAt string
 
 	ids *idCache
 }
@@ -89,8 +94,12 @@ type Options struct {
 	// Alerts, when set, hears of refreshes that could not be queued for a
 	// reason no retry fixes.
 	Alerts Alerter
-	Logger *slog.Logger
-	Now    func() time.Time
+	// CredentialsAt says where the bridge's Tableau credentials are kept,
+	// e.g. `Secrets Manager secret "bridge/credentials"`, for the message
+	// that asks a person to fix them when Tableau rejects them.
+	CredentialsAt string
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // DefaultRetention keeps records three days: longer than the default 24 h
@@ -112,9 +121,13 @@ func New(store state.Idempotency, client func(context.Context) (Tableau, error),
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CredentialsAt == "" {
+		o.CredentialsAt = "the bridge's secret"
+	}
 	return &Refresher{
 		store: store, jobs: o.Jobs, alerts: o.Alerts, tableau: client, retention: o.Retention, logger: o.Logger, now: o.Now,
-		ids: &idCache{ttl: o.NameTTL, now: o.Now, m: make(map[string]idEntry)},
+		credentialsAt: o.CredentialsAt,
+		ids:           &idCache{ttl: o.NameTTL, now: o.Now, m: make(map[string]idEntry)},
 	}
 }
 
@@ -123,82 +136,163 @@ func New(store state.Idempotency, client func(context.Context) (Tableau, error),
 // invocation's claims lapse if it dies (its deadline); ctx bounds the work.
 func (r *Refresher) Refresh(ctx context.Context, run Run, targets []refreshmap.Target, holdUntil time.Time) []Outcome {
 	out := make([]Outcome, len(targets))
-	var tc Tableau
-	var tcErr error
-	var once sync.Once
-	client := func() (Tableau, error) {
-		once.Do(func() { tc, tcErr = r.tableau(ctx) })
-		return tc, tcErr
+	// Signed in once before any target is claimed: a failure here concerns
+	// every target, and claiming them only to release them would cost two
+	// writes each for nothing.
+	tc, err := r.tableau(ctx)
+	if err == nil {
+		err = tc.SignIn(ctx)
+	}
+	if err != nil {
+		r.signInFailed(ctx, run, err)
+		for i, t := range targets {
+			out[i] = Outcome{Target: t, Name: t.String(), Result: Failed, Error: err.Error(), Retryable: true}
+		}
+		return out
 	}
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = r.one(ctx, run, t, holdUntil, client)
+			out[i] = r.one(ctx, run, t, holdUntil, tc)
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdUntil time.Time, client func() (Tableau, error)) Outcome {
-	o := Outcome{Target: t, Name: t.String()}
-	log := r.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "target", t.String())
-	key := state.Key{RunID: run.RunID, Target: t.Key()}
-	owner := state.NewOwner()
-	err := r.store.Begin(ctx, state.Claim{Key: key, Owner: owner, DBTJobID: run.DBTJobID, HoldUntil: holdUntil, Retention: r.retention})
+// signInFailed reports a failure to use the bridge's own Tableau
+// credentials. It fails the whole run's refresh, retryably: dbt redelivers
+// (a 503), the scheduled path retries, and once a person has fixed the
+// credentials the next attempt refreshes. Rejected credentials are no
+// passing fault, so they are also told to a person, once a day while they
+// last.
+func (r *Refresher) signInFailed(ctx context.Context, run Run, err error) {
+	log := r.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID)
+	if tableau.Retryable(err) {
+		log.WarnContext(ctx, "Tableau sign-in failed; a retry may succeed", "error", err)
+		return
+	}
+	who := "the bridge's Tableau credentials"
+	var se *tableau.SignInError
+	if errors.As(err, &se) {
+		who = se.Credentials
+	}
+	reason := fmt.Sprintf("Tableau rejected %s: put valid credentials in %s. Until then every refresh fails with a 503 and dbt Cloud redelivers; the first delivery after the fix refreshes. (%v)", who, r.credentialsAt, err)
+	log.ErrorContext(ctx, "Tableau rejected the bridge's credentials", "credentials", who, "error", err)
+	if r.alerts == nil {
+		return
+	}
+	m := notify.Message{Kind: notify.KindTableauCredentialsRejected, DBTJobID: run.DBTJobID, DBTRunID: run.RunID, Reason: reason, At: r.now()}
+	key := "tableau-credentials:" + who + ":" + r.now().UTC().Format(time.DateOnly)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if aerr := r.alerts.Raise(actx, key, m); aerr != nil {
+		log.WarnContext(ctx, "notification pending", "error", aerr)
+	}
+}
+
+// one refreshes one target: claim it, ask Tableau, record the outcome.
+func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdUntil time.Time, tc Tableau) Outcome {
+	c := &claim{
+		Outcome: Outcome{Target: t, Name: t.String()},
+		run:     run,
+		key:     state.Key{RunID: run.RunID, Target: t.Key()},
+		owner:   state.NewOwner(),
+		log:     r.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "target", t.String()),
+	}
+	if !r.take(ctx, c, holdUntil) {
+		return c.Outcome
+	}
+	res, itemID, err := r.queue(ctx, t, tc)
+	c.ItemID = itemID
+	if err != nil {
+		r.fail(ctx, c, err)
+		return c.Outcome
+	}
+	r.complete(ctx, c, res, holdUntil)
+	return c.Outcome
+}
+
+// claim is one target's refresh in progress.
+type claim struct {
+	Outcome
+	run   Run
+	key   state.Key
+	owner string
+	log   *slog.Logger
+}
+
+// take claims the target for this run, and reports whether it did. When it
+// did not, the outcome says why: an earlier delivery refreshed it, another
+// is refreshing it now, or the store could not be asked.
+func (r *Refresher) take(ctx context.Context, c *claim, holdUntil time.Time) bool {
+	err := r.store.Begin(ctx, state.Claim{Key: c.key, Owner: c.owner, DBTJobID: c.run.DBTJobID, HoldUntil: holdUntil, Retention: r.retention})
 	var claimed *state.ClaimedError
 	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &claimed) && claimed.Existing.Status == state.StatusCompleted:
+		c.Result, c.JobID = Duplicate, claimed.Existing.JobID
+		c.log.InfoContext(ctx, "target already refreshed for this run", "tableau_job_id", claimed.Existing.JobID)
 	case errors.As(err, &claimed):
-		if claimed.Existing.Status == state.StatusCompleted {
-			o.Result, o.JobID = Duplicate, claimed.Existing.JobID
-			log.InfoContext(ctx, "target already refreshed for this run", "tableau_job_id", claimed.Existing.JobID)
-		} else {
-			o.Result, o.Retryable = InProgress, true
-			log.InfoContext(ctx, "target is being refreshed by another delivery")
-		}
-		return o
-	case err != nil:
-		o.Result, o.Error, o.Retryable = Failed, "state store: "+err.Error(), true
-		log.ErrorContext(ctx, "claim failed", "error", err)
-		return o
+		c.Result, c.Retryable = InProgress, true
+		c.log.InfoContext(ctx, "target is being refreshed by another delivery")
+	default:
+		c.Result, c.Error, c.Retryable = Failed, "state store: "+err.Error(), true
+		c.log.ErrorContext(ctx, "claim failed", "error", err)
 	}
+	return false
+}
 
-	res, itemID, err := r.queue(ctx, t, client)
-	o.ItemID = itemID
-	if err != nil {
-		o.Result, o.Error, o.Retryable = Failed, err.Error(), tableau.Retryable(err)
-		// A release must outlive a cancelled ctx, or the claim would block
-		// retries until it lapses.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if rerr := r.store.Release(rctx, key, owner); rerr != nil {
-			log.WarnContext(ctx, "release failed; the claim lapses at its deadline", "error", rerr)
-		}
-		if o.Retryable {
-			log.WarnContext(ctx, "refresh failed; a retry may succeed", "error", err)
-			return o
-		}
-		log.ErrorContext(ctx, "refresh failed", "error", err)
-		if r.alerts != nil {
-			m := notify.Message{
-				Kind: notify.KindTableauRefreshNotQueued, DBTJobID: run.DBTJobID, DBTRunID: run.RunID,
-				TableauItemKind: string(t.Kind), TableauItemName: t.String(), TableauItemID: itemID, Reason: err.Error(), At: r.now(),
-			}
-			if aerr := r.alerts.Raise(rctx, "not-queued:"+run.RunID+":"+t.Key(), m); aerr != nil {
-				log.WarnContext(ctx, "notification pending", "error", aerr)
-			}
-		}
-		return o
+// fail releases the claim of a refresh Tableau did not queue, so that a
+// retry can run, and tells a person about failures no retry fixes.
+func (r *Refresher) fail(ctx context.Context, c *claim, err error) {
+	c.Result, c.Error = Failed, err.Error()
+	// Rejected credentials concern every target, and are fixed in the
+	// secret, after which a retry succeeds (the session lapsed mid-run and
+	// signing in again was refused).
+	rejected := errors.Is(err, tableau.ErrBadCredentials)
+	c.Retryable = tableau.Retryable(err) || rejected
+	// A release must outlive a cancelled ctx, or the claim would block
+	// retries until it lapses.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if rerr := r.store.Release(rctx, c.key, c.owner); rerr != nil {
+		c.log.WarnContext(ctx, "release failed; the claim lapses at its deadline", "error", rerr)
 	}
+	switch {
+	case rejected:
+		r.signInFailed(ctx, c.run, err)
+		return
+	case c.Retryable:
+		c.log.WarnContext(ctx, "refresh failed; a retry may succeed", "error", err)
+		return
+	}
+	c.log.ErrorContext(ctx, "refresh failed", "error", err)
+	if r.alerts == nil {
+		return
+	}
+	t := c.Target
+	m := notify.Message{
+		Kind: notify.KindTableauRefreshNotQueued, DBTJobID: c.run.DBTJobID, DBTRunID: c.run.RunID,
+		TableauItemKind: string(t.Kind), TableauItemName: t.String(), TableauItemID: c.ItemID, Reason: err.Error(), At: r.now(),
+	}
+	if aerr := r.alerts.Raise(rctx, "not-queued:"+c.run.RunID+":"+t.Key(), m); aerr != nil {
+		c.log.WarnContext(ctx, "notification pending", "error", aerr)
+	}
+}
 
+// complete records the refresh Tableau queued on the claim, with the job
+// to follow.
+func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.RefreshResult, holdUntil time.Time) {
 	outcome := state.OutcomeRefreshed
-	o.Result = Refreshed
+	c.Result = Refreshed
 	if res.AlreadyQueued {
-		outcome, o.Result = state.OutcomeAlreadyQueued, AlreadyQueued
+		outcome, c.Result = state.OutcomeAlreadyQueued, AlreadyQueued
 	} else if res.Job != nil {
-		o.JobID = res.Job.ID
+		c.JobID = res.Job.ID
 	}
 	// Recording the refresh matters more than answering fast: until it is
 	// recorded a redelivery meets the claim in progress, and once the claim
@@ -208,19 +302,18 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	budget := max(holdUntil.Sub(r.now()), 2*time.Second)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
-	complete := func(ctx context.Context) error { return r.store.Complete(ctx, key, owner, outcome, o.JobID) }
-	if r.jobs != nil && o.JobID != "" {
+	write := func(ctx context.Context) error { return r.store.Complete(ctx, c.key, c.owner, outcome, c.JobID) }
+	if r.jobs != nil && c.JobID != "" {
 		// The same write records the job, to be followed to its end.
-		j := state.TableauJob{JobID: o.JobID, Run: key, DBTJobID: run.DBTJobID, TargetName: t.String(), ItemKind: string(t.Kind), ItemID: itemID, QueuedAt: r.now()}
-		complete = func(ctx context.Context) error { return r.jobs.CompleteJob(ctx, owner, j) }
+		j := state.TableauJob{JobID: c.JobID, Run: c.key, DBTJobID: c.run.DBTJobID, TargetName: c.Name, ItemKind: string(c.Target.Kind), ItemID: c.ItemID, QueuedAt: r.now()}
+		write = func(ctx context.Context) error { return r.jobs.CompleteJob(ctx, c.owner, j) }
 	}
-	if err := retryStore(cctx, complete); err != nil {
+	if err := retryStore(cctx, write); err != nil {
 		// Tableau has the refresh; a lost record can only cause a repeat that
 		// Tableau itself refuses with 409093 while the job is queued.
-		log.ErrorContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", o.JobID)
+		c.log.ErrorContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", c.JobID)
 	}
-	log.InfoContext(ctx, "refresh queued", "result", o.Result, "tableau_job_id", o.JobID, "item_id", itemID)
-	return o
+	c.log.InfoContext(ctx, "refresh queued", "result", c.Result, "tableau_job_id", c.JobID, "item_id", c.ItemID)
 }
 
 // retryStore runs a write that completes a claim, retrying transient store
@@ -243,11 +336,7 @@ func retryStore(ctx context.Context, write func(context.Context) error) error {
 // queue resolves the target to a LUID and asks Tableau to refresh it. A LUID
 // remembered from an earlier search that Tableau no longer knows (the item was
 // republished) is searched again once.
-func (r *Refresher) queue(ctx context.Context, t refreshmap.Target, client func() (Tableau, error)) (*tableau.RefreshResult, string, error) {
-	tc, err := client()
-	if err != nil {
-		return nil, "", err
-	}
+func (r *Refresher) queue(ctx context.Context, t refreshmap.Target, tc Tableau) (*tableau.RefreshResult, string, error) {
 	id, cached, err := r.resolve(ctx, tc, t)
 	if err != nil {
 		return nil, "", err

@@ -76,6 +76,9 @@ type credentials interface {
 	identity() string
 	// kind is for logs.
 	kind() string
+	// describe names the credentials for a person who must fix them, e.g.
+	// personal access token "refresh-bot"; never a secret.
+	describe() string
 	// signInBody returns the credentials object of the sign-in request.
 	signInBody(site string, now time.Time) (any, error)
 }
@@ -88,6 +91,7 @@ type patCredentials struct{ name, secret string }
 
 func (p *patCredentials) identity() string { return "pat=" + p.name }
 func (p *patCredentials) kind() string     { return "personal access token" }
+func (p *patCredentials) describe() string { return fmt.Sprintf("personal access token %q", p.name) }
 func (p *patCredentials) signInBody(site string, _ time.Time) (any, error) {
 	return struct {
 		Name   string  `json:"personalAccessTokenName"`
@@ -102,6 +106,9 @@ func (j *jwtCredentials) identity() string {
 	return "connected-app=" + j.app.ClientID + "/" + j.app.Username
 }
 func (j *jwtCredentials) kind() string { return "connected app" }
+func (j *jwtCredentials) describe() string {
+	return fmt.Sprintf("connected app %q acting as %q", j.app.ClientID, j.app.Username)
+}
 func (j *jwtCredentials) signInBody(site string, now time.Time) (any, error) {
 	tok, err := j.app.jwt(now)
 	if err != nil {
@@ -189,7 +196,7 @@ func (c *Client) signIn(ctx context.Context) (*Session, error) {
 		secret: true,
 	}
 	if err := c.send(ctx, r); err != nil {
-		return nil, fmt.Errorf("tableau: sign in to site %q with %s: %w", c.site, c.creds.kind(), err)
+		return nil, &SignInError{Site: c.site, Credentials: c.creds.describe(), Err: err}
 	}
 	if reply.Credentials == nil || reply.Credentials.Token == "" || reply.Credentials.Site.ID == "" {
 		return nil, fmt.Errorf("tableau: sign in to site %q: %w", c.site,

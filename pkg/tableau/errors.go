@@ -67,6 +67,22 @@ var (
 	ErrJobCancelled = errors.New("tableau: job cancelled")
 )
 
+// SignInError is a failed sign-in. Credentials names what was used (e.g.
+// personal access token "refresh-bot"), never a secret, so that the person
+// who must fix them knows which. errors.Is(err, ErrBadCredentials) tells a
+// rejection, which no retry fixes, from Tableau being unreachable.
+type SignInError struct {
+	Site        string
+	Credentials string
+	Err         error
+}
+
+func (e *SignInError) Error() string {
+	return fmt.Sprintf("tableau: sign in to site %q with %s: %v", e.Site, e.Credentials, e.Err)
+}
+
+func (e *SignInError) Unwrap() error { return e.Err }
+
 // Error is a non-2xx reply from the Tableau REST API. Error() never includes
 // a token or secret: only the method, the path (which holds LUIDs, not
 // credentials) and what the server said.

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
@@ -34,8 +35,10 @@ import (
 // AWS_ENDPOINT_URL), the Tableau client against the simulator.
 
 var (
-	db *dynamodb.Client
-	sm *secretsmanager.Client
+	moto *motoserver.Server
+	db   *dynamodb.Client
+	sm   *secretsmanager.Client
+	sn   *sns.Client
 )
 
 func TestMain(m *testing.M) {
@@ -45,7 +48,8 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
-		db, sm = dynamodb.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg)
+		moto = s
+		db, sm, sn = dynamodb.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg), sns.NewFromConfig(cfg)
 	}))
 }
 
@@ -62,6 +66,7 @@ type world struct {
 	tab     *tableautest.Server
 	handler *webhook.Handler
 	deps    *bridge.Deps
+	secret  string // the secret's name
 	logs    *syncBuffer
 	ids     map[string]string // target name -> LUID
 }
@@ -103,7 +108,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 	tab := tableautest.NewServer(tableautest.WithSite("analytics"), tableautest.WithJobTimings(time.Hour, time.Hour))
 	t.Cleanup(tab.Close)
 	tab.AddPAT(patName, patSecret)
-	w := &world{t: t, tab: tab, logs: &syncBuffer{}, ids: map[string]string{}}
+	w := &world{t: t, tab: tab, logs: &syncBuffer{}, ids: map[string]string{}, secret: secretName}
 	w.ids["Sales Overview"] = tab.AddWorkbook("Sales Overview", "Finance")
 	tab.AddWorkbook("Sales Overview", "Sandbox")
 	w.ids["Orders"] = tab.AddDatasource("Orders", "Finance")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,16 +154,26 @@ func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGa
 // failures that no retry can fix listed and logged.
 func summarize(ctx context.Context, log *slog.Logger, reply Reply) (int, Reply) {
 	var retry, failed int
+	var reasons []string // of the targets to retry, distinct
 	for _, o := range reply.Targets {
 		switch {
 		case o.Retryable:
 			retry++
+			if o.Error != "" && !slices.Contains(reasons, o.Error) {
+				reasons = append(reasons, o.Error)
+			}
 		case o.Result == refresh.Failed:
 			failed++
 		}
 	}
 	n := len(reply.Targets)
 	switch {
+	case retry > 0 && len(reasons) == 1 && retry == n:
+		// One cause for all, such as Tableau rejecting the bridge's
+		// credentials: say it once, up front.
+		reply.Message = fmt.Sprintf("no target settled yet: %s; retry", reasons[0])
+		log.WarnContext(ctx, "webhook incomplete", "unsettled", retry, "targets", n, "error", reasons[0])
+		return http.StatusServiceUnavailable, reply
 	case retry > 0:
 		reply.Message = fmt.Sprintf("%d of %d targets not settled yet; retry", retry, n)
 		log.WarnContext(ctx, "webhook incomplete", "unsettled", retry, "targets", n)

@@ -15,10 +15,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
@@ -379,5 +383,67 @@ func TestSampleEvents(t *testing.T) {
 				t.Fatalf("got %d %+v, want %d %q", resp.StatusCode, reply, tt.status, tt.results)
 			}
 		})
+	}
+}
+
+// A revoked or mistyped PAT is the bridge's own problem, not the targets':
+// every delivery answers 503 so that dbt redelivers, one notification says
+// what to fix and where, and the first delivery after the fix refreshes.
+func TestTableauRejectsTheBridgesCredentials(t *testing.T) {
+	ctx := context.Background()
+	topic, err := sn.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(fmt.Sprintf("failures-%d", seq.Add(1)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, func(env map[string]string) {
+		env["NOTIFY_TOPIC_ARN"] = *topic.TopicArn
+		env["SECRET_CACHE_TTL"] = "1ms" // the fix is read at once
+	})
+	w.tab.RevokePAT(patName)
+
+	for i := range 2 {
+		status, reply := w.deliver(request(success("9001")))
+		if status != http.StatusServiceUnavailable {
+			t.Fatalf("delivery %d with a revoked PAT: %d %+v, want 503 so that dbt redelivers", i+1, status, reply)
+		}
+		if !strings.Contains(reply.Message, `personal access token "refresh-bot"`) || !strings.Contains(reply.Message, "401001") {
+			t.Errorf("delivery %d: message %q should name the PAT and Tableau's code", i+1, reply.Message)
+		}
+		for _, o := range reply.Targets {
+			if o.Result != refresh.Failed || !o.Retryable {
+				t.Errorf("delivery %d: target %s: %+v, want failed and retryable", i+1, o.Name, o)
+			}
+		}
+	}
+	if n := w.totalRefreshes(); n != 0 {
+		t.Fatalf("%d refreshes with a revoked PAT", n)
+	}
+	msgs, err := moto.SNSMessages(ctx, *topic.TopicArn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d notifications over two deliveries, want 1: %+v", len(msgs), msgs)
+	}
+	for _, want := range []string{"Tableau rejected the bridge's credentials", `personal access token "refresh-bot"`, "Secrets Manager secret " + w.secret} {
+		if !strings.Contains(msgs[0].Message, want) {
+			t.Errorf("notification %q does not say %q", msgs[0].Message, want)
+		}
+	}
+
+	// The operator puts a new PAT in the secret; dbt's next redelivery
+	// refreshes.
+	w.tab.AddPAT("refresh-bot-2", "new-pat-secret-never-logged")
+	fixed := fmt.Sprintf(`{"dbt_webhook_secret":%q,"tableau_pat_name":"refresh-bot-2","tableau_pat_secret":"new-pat-secret-never-logged"}`, webhookSecret)
+	if _, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: &w.secret, SecretString: &fixed}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // past the cache's 1ms
+	status, reply := w.deliver(request(success("9001")))
+	if status != http.StatusOK || results(reply) != "refreshed,refreshed,refreshed" {
+		t.Fatalf("delivery after the fix: %d %+v, want every target refreshed", status, reply)
+	}
+	if strings.Contains(w.logs.String(), "never-logged") || strings.Contains(msgs[0].Message, "never-logged") {
+		t.Error("a secret reached the logs or the notification")
 	}
 }
