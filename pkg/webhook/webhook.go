@@ -33,6 +33,11 @@ const Route = "POST /dbt/webhook"
 // MaxBodyBytes is the largest body accepted. dbt's payloads are about 1 KB.
 const MaxBodyBytes = 1 << 20
 
+// MaxClockSkew is how far ahead of the function's clock an event may be
+// dated: dbt Cloud's and Lambda's clocks agree far better, and a signed
+// event dated further ahead would pass the replay guard for as long.
+const MaxClockSkew = 5 * time.Minute
+
 // Defaults for Config.
 const (
 	DefaultMaxEventAge = 24 * time.Hour
@@ -131,7 +136,21 @@ func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGa
 		log.InfoContext(ctx, "ignored event", "event_type", ev.EventType, "run_status", ev.Data.RunStatus)
 		return http.StatusOK, reply
 	}
-	if age := h.cfg.Now().Sub(ev.Timestamp); !ev.Timestamp.IsZero() && age > h.cfg.MaxEventAge {
+	// Only a successful run refreshes anything, so only its date matters:
+	// dbt's "Test endpoint" delivery and failed runs got their 200 above.
+	switch now := h.cfg.Now(); {
+	case ev.Timestamp.IsZero():
+		log.WarnContext(ctx, "rejected event without a timestamp")
+		reply.Message = "event has no timestamp: without one a replay cannot be told from a new delivery"
+		return http.StatusBadRequest, reply
+	case ev.Timestamp.After(now.Add(MaxClockSkew)):
+		ahead := ev.Timestamp.Sub(now).Round(time.Second)
+		log.WarnContext(ctx, "rejected event from the future", "ahead", ahead.String())
+		reply.Message = fmt.Sprintf("event is dated %s, %s ahead of this function's clock (more than the %s allowed): a replay guard cannot trust it",
+			ev.Timestamp.UTC().Format(time.RFC3339), ahead, MaxClockSkew)
+		return http.StatusBadRequest, reply
+	}
+	if age := h.cfg.Now().Sub(ev.Timestamp); age > h.cfg.MaxEventAge {
 		reply.Message = fmt.Sprintf("nothing to do: event is %s old, older than %s; ignored as a replay", age.Round(time.Second), h.cfg.MaxEventAge)
 		log.WarnContext(ctx, "ignored stale event", "age", age.String())
 		return http.StatusOK, reply

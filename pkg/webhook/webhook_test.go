@@ -149,6 +149,48 @@ func TestNothingToDo(t *testing.T) {
 	}
 }
 
+// The replay guard rejects old events; a signed event dated far ahead would
+// pass it for as long, and one without a date cannot be judged at all. Both
+// are refused with the reason, and refresh nothing; dbt's "Test endpoint"
+// delivery, which is no successful run, still gets its 200.
+func TestEventDates(t *testing.T) {
+	w := newWorld(t)
+	undated := func(b []byte) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "timestamp")
+		out, _ := json.Marshal(m)
+		return out
+	}
+	tests := []struct {
+		name, want string
+		status     int
+		body       []byte
+		refreshed  int
+	}{
+		{"dated 2099", "ahead of this function's clock", 400, payload("6001", jobID, "Success", 10, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)), 0},
+		{"an hour ahead", "ahead of this function's clock (more than the 5m0s allowed)", 400, payload("6002", jobID, "Success", 10, time.Now().Add(time.Hour)), 0},
+		{"no timestamp", "event has no timestamp", 400, undated(success("6003")), 0},
+		{"a minute ahead (clock skew)", "3 targets settled", 200, payload("6004", jobID, "Success", 10, time.Now().Add(time.Minute)), 3},
+		{"test delivery without a timestamp", "nothing to do", 200, undated(payload("6005", jobID, "Running", 3, time.Now())), 0},
+		{"test delivery dated ahead", "nothing to do", 200, []byte(strings.Replace(string(payload("6006", jobID, "Success", 10, time.Now().Add(time.Hour))), "job.run.completed", "job.run.started", 1)), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := w.totalRefreshes()
+			status, reply := w.deliver(request(tt.body))
+			if status != tt.status || !strings.Contains(reply.Message, tt.want) {
+				t.Fatalf("got %d %q, want %d with %q", status, reply.Message, tt.status, tt.want)
+			}
+			if n := w.totalRefreshes() - before; n != tt.refreshed {
+				t.Errorf("%d refreshes, want %d", n, tt.refreshed)
+			}
+		})
+	}
+}
+
 func TestRefreshesEveryTargetOnce(t *testing.T) {
 	w := newWorld(t)
 	status, reply := w.deliver(request(success("5001")))
