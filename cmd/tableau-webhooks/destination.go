@@ -71,10 +71,10 @@ func destination(base *url.URL, token string) string {
 // token itself is never shown.
 func checkToken(token, name string) error {
 	if token == "" {
-		return fmt.Errorf("%s is missing: the bridge accepts Tableau's deliveries only on POST %s/{token}; add a random token of at least 32 letters and digits (the stack's generated secret has one)", name, route)
+		return fmt.Errorf("%s is missing: the bridge accepts Tableau's deliveries only on POST %s/{token}; add a random token of at least %d letters and digits (the stack generates one of 40)", name, route, minTokenLen)
 	}
 	if len(token) < minTokenLen {
-		return fmt.Errorf("%s is too short (%d characters) to be unguessable: use at least 32 random letters and digits", name, len(token))
+		return fmt.Errorf("%s is too short (%d characters) to be unguessable: use at least %d random letters and digits", name, len(token), minTokenLen)
 	}
 	for _, r := range token {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.~", r)

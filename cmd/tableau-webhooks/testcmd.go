@@ -48,7 +48,7 @@ func (c *cli) test(ctx context.Context, args []string) error {
 	}
 
 	var out [][]string
-	failed := 0
+	failed, unreachable, gone := 0, 0, 0
 	for _, w := range hooks {
 		status, reply := "", ""
 		res, err := client.TestWebhook(ctx, w.ID)
@@ -62,6 +62,7 @@ func (c *cli) test(ctx context.Context, args []string) error {
 		case isDeliveryFailure(err):
 			// Tableau could not deliver at all: it says why.
 			failed++
+			unreachable++
 			status, reply = "unreachable", snippet(tableauDetail(err))
 		default:
 			if *id != "" {
@@ -70,6 +71,7 @@ func (c *cli) test(ctx context.Context, args []string) error {
 			var unknown *unknownWebhookError
 			if errors.As(asUnknownWebhook(err, w.ID), &unknown) {
 				failed++ // deleted since we listed it
+				gone++
 				status = "gone"
 				break
 			}
@@ -86,9 +88,26 @@ func (c *cli) test(ctx context.Context, args []string) error {
 	}
 	c.table(header, out)
 	if failed > 0 {
-		return fmt.Errorf("%d of %d test deliveries failed; a 401, 403 or 404 from the bridge usually means a stale URL or token: re-run create with -replace", failed, len(hooks))
+		return fmt.Errorf("%d of %d test deliveries failed: %s", failed, len(hooks), failureHints(failed-unreachable-gone, unreachable, gone))
 	}
 	return nil
+}
+
+// failureHints says what to look at for each kind of failed delivery: an
+// answer other than 2xx comes from the bridge (or whatever holds the URL);
+// no answer at all means Tableau could not connect.
+func failureHints(answered, unreachable, gone int) string {
+	var hints []string
+	if answered > 0 {
+		hints = append(hints, "a 401, 403 or 404 from the bridge usually means a stale URL or token: re-run create with -replace")
+	}
+	if unreachable > 0 {
+		hints = append(hints, "Tableau could not connect to the destination: check that the URL is the stack's TableauWebhookUrl output, reachable from Tableau over https with a valid certificate (a local API needs the simulator and -allow-http)")
+	}
+	if gone > 0 {
+		hints = append(hints, "a webhook was deleted while testing: run list")
+	}
+	return strings.Join(hints, "; ")
 }
 
 // checkSelection validates -id and -all, shared by test and delete.

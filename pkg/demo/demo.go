@@ -24,6 +24,11 @@ const (
 	WebhookSecret = "local-demo-secret"
 	PATName       = "demo-pat"
 	PATSecret     = "demo-pat-secret"
+	// AdminPATName is a site administrator's PAT for the Tableau webhooks
+	// CLI: Tableau keeps one session per PAT, so the CLI signing in with the
+	// function's would end the function's session.
+	AdminPATName   = "demo-admin-pat"
+	AdminPATSecret = "demo-admin-pat-secret"
 	JobID         = "123"
 	DBTToken      = "demo-dbt-service-token"
 	// WebhookToken guards the demo's Tableau webhook route; events/ has a
@@ -48,8 +53,11 @@ type Demo struct {
 
 // Start starts the simulator with demo content.
 func Start() *Demo {
-	srv := tableautest.NewServer(tableautest.WithSite(Site), tableautest.WithJobTimings(2*time.Second, 5*time.Second))
+	// Webhooks may point at the local API, plain http on loopback, so that
+	// the webhooks CLI can be tried end to end (make run prints how).
+	srv := tableautest.NewServer(tableautest.WithSite(Site), tableautest.WithJobTimings(2*time.Second, 5*time.Second), tableautest.AllowHTTPDestinations())
 	srv.AddPAT(PATName, PATSecret)
+	srv.AddPAT(AdminPATName, AdminPATSecret)
 	srv.AddWorkbook("Sales Overview", "Finance")
 	srv.AddWorkbook("Sales Overview", "Sandbox")
 	srv.AddDatasource("Orders", "Finance")
@@ -140,5 +148,25 @@ func (d *Demo) PrintInstructions(w io.Writer, addr string) error {
 		d.Tableau.URL(), Site, JobID)
 	fmt.Fprintf(w, "Send a signed 'run succeeded' event from another terminal:\n\n  curl -sS -X POST http://%s/dbt/webhook -H 'Content-Type: application/json' -H 'Authorization: %s' --data-binary @%s\n\n",
 		addr, dbtcloud.SignatureHeader(body, os.Getenv("DBT_WEBHOOK_SECRET")), path)
+	fmt.Fprintf(w, "Try the Tableau webhooks CLI against the simulator and this API (Tableau will call http://%s/tableau/webhook/<token>):\n\n", addr)
+	for _, l := range d.WebhooksRecipe(addr) {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	fmt.Fprintln(w)
 	return nil
+}
+
+// WebhooksRecipe is the shell session that manages Tableau webhooks for the
+// local API at addr: the environment the CLI needs (the simulator, a site
+// administrator's PAT, the route's token), then create, test, list and
+// delete. Local webhooks are plain http, which only -allow-http accepts.
+func (d *Demo) WebhooksRecipe(addr string) []string {
+	return []string{
+		fmt.Sprintf("export TABLEAU_SERVER_URL=%s TABLEAU_SITE=%s TABLEAU_PAT_NAME=%s TABLEAU_PAT_SECRET=%s TABLEAU_WEBHOOK_TOKEN=%s",
+			d.Tableau.URL(), Site, AdminPATName, AdminPATSecret, WebhookToken),
+		fmt.Sprintf(`make tableau-webhooks ARGS="create -url http://%s/tableau/webhook -allow-http"`, addr),
+		`make tableau-webhooks ARGS="test -all"`,
+		`make tableau-webhooks ARGS=list`,
+		`make tableau-webhooks ARGS="delete -all -yes"`,
+	}
 }
