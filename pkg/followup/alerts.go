@@ -136,8 +136,14 @@ func (a *Alerts) deliver(ctx context.Context, key string, n Notifier, m notify.M
 	}
 	sendErr := n.Notify(ctx, m)
 	bg := context.WithoutCancel(ctx)
-	if sendErr == nil {
+	switch {
+	case sendErr == nil:
 		a.logger.InfoContext(ctx, "notification sent", "key", key, "kind", m.Kind)
+		return a.outbox.Delivered(bg, key)
+	case errors.Is(sendErr, notify.ErrNoChannel):
+		// The message is the error-level line just logged; there is
+		// nothing to send it to, and so nothing to retry.
+		a.logger.InfoContext(ctx, "no notification channel configured; the message is in the log", "key", key, "kind", m.Kind)
 		return a.outbox.Delivered(bg, key)
 	}
 	giveUp := attempts >= a.maxAttempts || !notify.Retryable(sendErr)

@@ -5,9 +5,9 @@
 // A [Message] describes one such event and renders itself as plain text
 // ([Message.Text], [Message.Subject]) and as Slack mrkdwn. A [Notifier]
 // delivers it: [Slack] posts to an incoming webhook, [SNS] publishes to a
-// topic, [Multi] fans out to several, and [LogNotifier] writes it to the log
-// when nothing else is configured. [New] builds the right one from
-// configuration, so the functions' mains stay thin.
+// topic, and [LogNotifier] writes it to the log when nothing else is
+// configured. Package followup delivers each message once per channel,
+// through an outbox.
 //
 // Delivery is at least once: a Slack post whose connection broke after the
 // request was sent is retried, because a duplicate alert costs less than a

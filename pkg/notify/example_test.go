@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -37,12 +38,10 @@ func ExampleMessage_Text() {
 	// Reason:      Datasource connection failed
 }
 
-// With no channel configured, New returns a LogNotifier, so a failure still
-// reaches the function's logs.
-func ExampleNew() {
-	n, err := notify.New(notify.Options{
-		// In a function: SlackWebhookURL from Secrets Manager, SNSTopicARN and
-		// SNS: sns.NewFromConfig(cfg) from the environment.
+// With no channel configured, a LogNotifier stands in, so a failure still
+// reaches the function's logs; ErrNoChannel tells the caller it was not sent.
+func ExampleLogNotifier() {
+	n := notify.LogNotifier{
 		Logger: slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 				if a.Key == slog.TimeKey {
@@ -51,12 +50,10 @@ func ExampleNew() {
 				return a
 			},
 		})),
-	})
-	if err != nil {
-		fmt.Println(err)
-		return
 	}
-	_ = n.Notify(context.Background(), notify.Message{Kind: notify.KindDBTRunCancelled, DBTJobID: "70"})
+	err := n.Notify(context.Background(), notify.Message{Kind: notify.KindDBTRunCancelled, DBTJobID: "70"})
+	fmt.Println(errors.Is(err, notify.ErrNoChannel))
 	// Output:
-	// level=ERROR msg="notify: dbt Cloud run was cancelled: dbt job 70" kind=dbt_run_cancelled dbt_job_id=70 channel="none configured"
+	// level=ERROR msg="notify: dbt Cloud run was cancelled: dbt job 70" kind=dbt_run_cancelled dbt_job_id=70 channel=log
+	// true
 }

@@ -3,10 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
-	"sync"
 )
 
 // Notifier delivers one message. Implementations are safe for concurrent use.
@@ -14,27 +11,13 @@ type Notifier interface {
 	Notify(ctx context.Context, m Message) error
 }
 
-// Multi sends each message to every notifier in it, concurrently, so that a
-// Slack outage being retried does not eat the time SNS needed. Notify
-// returns nil only when all succeed; otherwise the errors of the ones that
-// failed, joined (each names its Slack host or SNS topic).
-type Multi []Notifier
-
-var _ Notifier = Multi(nil)
-
-// Notify implements Notifier.
-func (mu Multi) Notify(ctx context.Context, m Message) error {
-	errs := make([]error, len(mu))
-	var wg sync.WaitGroup
-	for i, n := range mu {
-		wg.Go(func() { errs[i] = n.Notify(ctx, m) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
+// ErrNoChannel is what LogNotifier returns: the message reached the log, as
+// an error-level line (which a CloudWatch alarm can see), because no channel
+// is configured. Callers count it as handled, not as sent.
+var ErrNoChannel = errors.New("notify: no channel configured; the message went to the log")
 
 // LogNotifier writes each message to a logger instead of sending it: failures
-// at error level, successes at info. New returns it when no channel is
+// at error level, successes at info. It stands in when no channel is
 // configured, so that a failure still shows up (and can raise a CloudWatch
 // alarm) rather than vanishing.
 type LogNotifier struct {
@@ -44,7 +27,8 @@ type LogNotifier struct {
 
 var _ Notifier = LogNotifier{}
 
-// Notify implements Notifier; it never fails.
+// Notify implements Notifier. It always returns ErrNoChannel, so that the
+// caller does not report the message as sent.
 func (l LogNotifier) Notify(ctx context.Context, m Message) error {
 	logger := l.Logger
 	if logger == nil {
@@ -70,67 +54,7 @@ func (l LogNotifier) Notify(ctx context.Context, m Message) error {
 	if !m.At.IsZero() {
 		args = append(args, "at", m.At)
 	}
-	args = append(args, "channel", "none configured")
+	args = append(args, "channel", "log")
 	logger.Log(ctx, level, "notify: "+m.Subject(), args...)
-	return nil
-}
-
-// Options configures New. Every field is optional.
-type Options struct {
-	// SlackWebhookURL is a Slack incoming webhook; a secret, typically read
-	// from Secrets Manager. Empty: no Slack.
-	SlackWebhookURL string
-	// SNSTopicARN is the topic to publish to. Empty: no SNS.
-	SNSTopicARN string
-	// SNS is the client for SNSTopicARN, e.g. sns.NewFromConfig(cfg);
-	// required when SNSTopicARN is set.
-	SNS SNSAPI
-	// HTTPClient posts to Slack; nil means a client with a 10s timeout.
-	HTTPClient *http.Client
-	// Logger gets Slack's retries (debug) and, when nothing is configured,
-	// the messages themselves; nil means slog.Default().
-	Logger *slog.Logger
-	// Retry bounds Slack's retries; the zero value means DefaultRetryPolicy.
-	Retry RetryPolicy
-}
-
-// New builds the notifier the options ask for: Slack, SNS, or a Multi of
-// both. With neither configured it returns a LogNotifier, which logs every
-// failure at error level (successes at info), so a deployment without a
-// channel still leaves a trace of each failure in its logs. An SNS client
-// without a topic is not a channel and is ignored.
-func New(opts Options) (Notifier, error) {
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	var out Multi
-	if opts.SlackWebhookURL != "" {
-		slackOpts := []SlackOption{WithLogger(logger), WithRetryPolicy(opts.Retry.orDefault())}
-		if opts.HTTPClient != nil {
-			slackOpts = append(slackOpts, WithHTTPClient(opts.HTTPClient))
-		}
-		s, err := NewSlack(opts.SlackWebhookURL, slackOpts...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	if opts.SNSTopicARN != "" {
-		if opts.SNS == nil {
-			return nil, fmt.Errorf("notify: SNS topic %s is set but no SNS client was given", opts.SNSTopicARN)
-		}
-		s, err := NewSNS(opts.SNS, opts.SNSTopicARN)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	switch len(out) {
-	case 0:
-		return LogNotifier{Logger: logger}, nil
-	case 1:
-		return out[0], nil
-	}
-	return out, nil
+	return ErrNoChannel
 }

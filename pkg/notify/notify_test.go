@@ -5,121 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 )
-
-// funcNotifier adapts a function to Notifier and counts its calls.
-type funcNotifier struct {
-	calls atomic.Int64
-	fn    func(notify.Message) error
-}
-
-func (f *funcNotifier) Notify(_ context.Context, m notify.Message) error {
-	f.calls.Add(1)
-	return f.fn(m)
-}
-
-func TestMultiTriesAll(t *testing.T) {
-	errA := errors.New("a is down")
-	errC := errors.New("c is down")
-	a := &funcNotifier{fn: func(notify.Message) error { return errA }}
-	b := &funcNotifier{fn: func(notify.Message) error { return nil }}
-	c := &funcNotifier{fn: func(notify.Message) error { return errC }}
-
-	err := notify.Multi{a, b, c}.Notify(context.Background(), failed())
-
-	for i, n := range []*funcNotifier{a, b, c} {
-		if n.calls.Load() != 1 {
-			t.Errorf("notifier %d called %d times, want 1", i, n.calls.Load())
-		}
-	}
-	if !errors.Is(err, errA) || !errors.Is(err, errC) {
-		t.Errorf("error = %v, want both failures", err)
-	}
-	if err := (notify.Multi{b, b}).Notify(context.Background(), failed()); err != nil {
-		t.Errorf("all succeeded, error = %v", err)
-	}
-	if err := (notify.Multi{}).Notify(context.Background(), failed()); err != nil {
-		t.Errorf("empty Multi: %v", err)
-	}
-}
-
-func TestMultiSlackAndSNS(t *testing.T) {
-	rcv, url := newReceiver(t, reply{status: 404, body: "no_service"})
-	fake := &fakeSNS{}
-	logs := &logBuffer{}
-	n, err := notify.New(notify.Options{
-		SlackWebhookURL: url,
-		SNSTopicARN:     "arn:aws:sns:eu-west-1:111122223333:alerts",
-		SNS:             fake,
-		Logger:          debugLogger(logs),
-		Retry:           fastRetry,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, isMulti := n.(notify.Multi); !isMulti {
-		t.Fatalf("New with both = %T, want Multi", n)
-	}
-	err = n.Notify(context.Background(), failed())
-	var se *notify.SlackError
-	if !errors.As(err, &se) || se.Body != "no_service" {
-		t.Errorf("error = %v, want Slack's no_service", err)
-	}
-	if len(fake.calls) != 1 || rcv.attempts() != 1 {
-		t.Errorf("SNS published %d, Slack posted %d; want 1 each", len(fake.calls), rcv.attempts())
-	}
-	if notify.Retryable(err) {
-		t.Error("Retryable = true though the only failure is permanent")
-	}
-	assertNoSecret(t, "error", err.Error())
-	assertNoSecret(t, "log", logs.String())
-}
-
-func TestNew(t *testing.T) {
-	slackURL := "https://hooks.slack.com/services/" + secret
-	arn := "arn:aws:sns:eu-west-1:111122223333:alerts"
-	tests := []struct {
-		name     string
-		opts     notify.Options
-		wantType string
-		wantErr  bool
-	}{
-		{name: "nothing configured logs", opts: notify.Options{}, wantType: "notify.LogNotifier"},
-		{name: "SNS client alone is not a channel", opts: notify.Options{SNS: &fakeSNS{}}, wantType: "notify.LogNotifier"},
-		{name: "Slack", opts: notify.Options{SlackWebhookURL: slackURL, HTTPClient: &http.Client{}}, wantType: "*notify.Slack"},
-		{name: "SNS", opts: notify.Options{SNSTopicARN: arn, SNS: &fakeSNS{}}, wantType: "*notify.SNS"},
-		{name: "both", opts: notify.Options{SlackWebhookURL: slackURL, SNSTopicARN: arn, SNS: &fakeSNS{}}, wantType: "notify.Multi"},
-		{name: "topic without client", opts: notify.Options{SNSTopicARN: arn}, wantErr: true},
-		{name: "bad topic", opts: notify.Options{SNSTopicARN: "alerts", SNS: &fakeSNS{}}, wantErr: true},
-		{name: "http Slack URL", opts: notify.Options{SlackWebhookURL: "http://hooks.slack.com/services/" + secret}, wantErr: true},
-		{name: "bad retry policy", opts: notify.Options{SlackWebhookURL: slackURL, Retry: notify.RetryPolicy{MaxAttempts: 3}}, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, err := notify.New(tt.opts)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("New = %T, want an error", n)
-				}
-				assertNoSecret(t, "error", err.Error())
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := fmt.Sprintf("%T", n); got != tt.wantType {
-				t.Errorf("New = %s, want %s", got, tt.wantType)
-			}
-		})
-	}
-}
 
 func TestLogNotifier(t *testing.T) {
 	tests := []struct {
@@ -133,12 +24,9 @@ func TestLogNotifier(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs := &logBuffer{}
-			n, err := notify.New(notify.Options{Logger: debugLogger(logs)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.Notify(context.Background(), tt.m); err != nil {
-				t.Fatal(err)
+			n := notify.LogNotifier{Logger: debugLogger(logs)}
+			if err := n.Notify(context.Background(), tt.m); !errors.Is(err, notify.ErrNoChannel) {
+				t.Fatalf("Notify = %v, want ErrNoChannel: the message was logged, not sent", err)
 			}
 			var rec map[string]any
 			if err := json.Unmarshal([]byte(logs.String()), &rec); err != nil {

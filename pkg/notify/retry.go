@@ -33,13 +33,6 @@ func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{MaxAttempts: 4, BaseDelay: 500 * time.Millisecond, MaxDelay: 10 * time.Second}
 }
 
-func (p RetryPolicy) orDefault() RetryPolicy {
-	if p == (RetryPolicy{}) {
-		return DefaultRetryPolicy()
-	}
-	return p
-}
-
 func (p RetryPolicy) validate() error {
 	var errs []error
 	if p.MaxAttempts < 1 {
