@@ -36,7 +36,7 @@ func TestLocalRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := webhook.Router{webhook.TableauRoute: tabHook.Handle}
+	router := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.TableauRoute: tabHook.Handle}, logger)
 	api := httptest.NewServer(&localrun.Server{Handler: router.Handle, Routes: router.Routes(), Timeout: 12 * time.Second})
 	t.Cleanup(api.Close)
 	addr := strings.TrimPrefix(api.URL, "http://")

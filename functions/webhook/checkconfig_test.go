@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -59,5 +60,33 @@ func TestBadTableauServerURLStopsCheckAndStart(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// make invoke prints the function's reply on stdout and nothing else, so
+// that it can be piped to jq; the logs go to stderr.
+func TestInvokeSeparatesReplyFromLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the function; run without -short")
+	}
+	bin := buildBootstrap(t, ".", runtime.GOOS, runtime.GOARCH)
+	cmd := exec.Command(bin, "-event", "../../events/dbt-run-succeeded.json")
+	// The demo, as make invoke runs it.
+	cmd.Env = []string{"HOME=" + t.TempDir(), "WEBHOOK_MAX_EVENT_AGE=876000h", "IDEMPOTENCY_RETENTION=876001h"}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	var reply struct {
+		StatusCode int    `json:"statusCode"`
+		Body       string `json:"body"`
+	}
+	dec := json.NewDecoder(strings.NewReader(stdout.String()))
+	if err := dec.Decode(&reply); err != nil || reply.StatusCode != 200 || dec.More() {
+		t.Fatalf("stdout is not one reply (%v):\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"webhook done"`) {
+		t.Errorf("stderr lacks the function's logs:\n%s", stderr.String())
 	}
 }

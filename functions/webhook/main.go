@@ -64,7 +64,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	h := webhook.Router{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}
+	h := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}, deps.Logger)
 	switch {
 	case os.Getenv("AWS_LAMBDA_RUNTIME_API") != "":
 		lambda.Start(h.Handle)

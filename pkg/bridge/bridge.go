@@ -219,8 +219,13 @@ func (e *ConfigError) Error() string {
 // Unwrap lets errors.Is and errors.As see each problem.
 func (e *ConfigError) Unwrap() []error { return e.Problems }
 
-// NewLogger returns the JSON logger the functions write with.
+// NewLogger returns the JSON logger the functions write with: to stdout in
+// Lambda, which sends both streams to CloudWatch, and to stderr in a local
+// run, whose stdout carries the function's reply alone (make invoke).
 func NewLogger(level slog.Level) *slog.Logger {
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") == "" {
+		return logging.New(os.Stderr, level)
+	}
 	return logging.New(os.Stdout, level)
 }
 

@@ -286,11 +286,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		delay := c.retryWait(attempt, err)
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
 			c.logger.WarnContext(ctx, "dbt Cloud request failed; not retrying because the wait would pass the deadline",
-				"method", method, "path", path, "attempt", attempt, "wait", delay, "error", err)
+				"method", method, "path", path, "attempt", attempt, "retry_in", delay.String(), "error", err)
 			return fmt.Errorf("%w (not retried: waiting %s would pass the context deadline)", err, delay)
 		}
 		c.logger.WarnContext(ctx, "dbt Cloud request failed; retrying",
-			"method", method, "path", path, "attempt", attempt, "wait", delay, "error", err)
+			"method", method, "path", path, "attempt", attempt, "retry_in", delay.String(), "error", err)
 		if sleepErr := c.sleep(ctx, delay); sleepErr != nil {
 			return fmt.Errorf("%w (gave up waiting to retry: %w)", err, sleepErr)
 		}

@@ -29,8 +29,8 @@ const (
 	// function's would end the function's session.
 	AdminPATName   = "demo-admin-pat"
 	AdminPATSecret = "demo-admin-pat-secret"
-	JobID         = "123"
-	DBTToken      = "demo-dbt-service-token"
+	JobID          = "123"
+	DBTToken       = "demo-dbt-service-token"
 	// WebhookToken guards the demo's Tableau webhook route; events/ has a
 	// sample event for it.
 	WebhookToken = "local-demo-webhook-token"

@@ -91,10 +91,10 @@ func (a *Alerts) Raise(ctx context.Context, key string, m notify.Message) error 
 		case err != nil:
 			// Without the outbox there is no dedupe; sending anyway is
 			// better than staying silent about a failure.
-			a.logger.ErrorContext(ctx, "notification outbox unavailable; sending without dedupe", "key", ckey, "error", err)
+			a.logger.ErrorContext(ctx, "notification outbox unavailable; sending without dedupe", "notification_key", ckey, "error", err)
 			errs = append(errs, n.Notify(ctx, m))
 		case !fresh:
-			a.logger.InfoContext(ctx, "failure already notified", "key", ckey)
+			a.logger.InfoContext(ctx, "failure already notified", "notification_key", ckey)
 		default:
 			_ = a.deliver(ctx, ckey, n, m) // logged there; Flush retries
 		}
@@ -112,13 +112,13 @@ func (a *Alerts) Flush(ctx context.Context) error {
 	for _, p := range pending {
 		var m notify.Message
 		if err := json.Unmarshal(p.Payload, &m); err != nil {
-			a.logger.ErrorContext(ctx, "unreadable notification dropped", "key", p.Key, "error", err)
+			a.logger.ErrorContext(ctx, "unreadable notification dropped", "notification_key", p.Key, "error", err)
 			_ = a.outbox.Failed(ctx, p.Key, "unreadable payload", a.now(), true)
 			continue
 		}
 		n, ok := a.channels[p.Key[strings.LastIndex(p.Key, "#")+1:]]
 		if !ok {
-			a.logger.ErrorContext(ctx, "notification for a channel no longer configured dropped", "key", p.Key, "NotificationsLost", 1, lostMetric(a.now()))
+			a.logger.ErrorContext(ctx, "notification for a channel no longer configured dropped", "notification_key", p.Key, "NotificationsLost", 1, lostMetric(a.now()))
 			_ = a.outbox.Failed(ctx, p.Key, "channel not configured", a.now(), true)
 			continue
 		}
@@ -138,25 +138,25 @@ func (a *Alerts) deliver(ctx context.Context, key string, n Notifier, m notify.M
 	bg := context.WithoutCancel(ctx)
 	switch {
 	case sendErr == nil:
-		a.logger.InfoContext(ctx, "notification sent", "key", key, "kind", m.Kind)
+		a.logger.InfoContext(ctx, "notification sent", "notification_key", key, "kind", m.Kind)
 		return a.outbox.Delivered(bg, key)
 	case errors.Is(sendErr, notify.ErrNoChannel):
 		// The message is the error-level line just logged; there is
 		// nothing to send it to, and so nothing to retry.
-		a.logger.InfoContext(ctx, "no notification channel configured; the message is in the log", "key", key, "kind", m.Kind)
+		a.logger.InfoContext(ctx, "no notification channel configured; the message is in the log", "notification_key", key, "kind", m.Kind)
 		return a.outbox.Delivered(bg, key)
 	}
 	giveUp := attempts >= a.maxAttempts || !notify.Retryable(sendErr)
 	retryAt := a.now().Add(a.retryDelay << min(attempts, 10))
 	if err := a.outbox.Failed(bg, key, sendErr.Error(), retryAt, giveUp); err != nil {
-		a.logger.WarnContext(ctx, "could not record a failed notification", "key", key, "error", err)
+		a.logger.WarnContext(ctx, "could not record a failed notification", "notification_key", key, "error", err)
 	}
 	if giveUp {
 		a.logger.ErrorContext(ctx, "notification lost: giving up",
-			"key", key, "kind", m.Kind, "attempts", attempts, "error", sendErr, "NotificationsLost", 1, lostMetric(a.now()))
+			"notification_key", key, "kind", m.Kind, "attempts", attempts, "error", sendErr, "NotificationsLost", 1, lostMetric(a.now()))
 		return fmt.Errorf("notification %s lost after %d attempts: %w", key, attempts, sendErr)
 	}
-	a.logger.WarnContext(ctx, "notification not delivered; will retry", "key", key, "attempts", attempts, "retry_at", retryAt, "error", sendErr)
+	a.logger.WarnContext(ctx, "notification not delivered; will retry", "notification_key", key, "attempts", attempts, "retry_at", retryAt, "error", sendErr)
 	return fmt.Errorf("notification %s not delivered yet: %w", key, sendErr)
 }
 

@@ -217,7 +217,7 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResu
 	if outcome == "failed" {
 		st = state.RefreshFailed
 	}
-	log := t.logger.With("tableau_event", ev.Type, "item_id", ev.ResourceID, "item_name", ev.ResourceName)
+	log := t.logger.With("tableau_event", ev.Type, "tableau_item_id", ev.ResourceID, "tableau_item_name", ev.ResourceName)
 	j, end, err := t.jobs.LatestJob(ctx, ev.ResourceID)
 	if err != nil {
 		return "", err
@@ -243,7 +243,7 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResu
 		}
 		return EventOurs, t.end(ctx, tc, *j, st, notes)
 	}
-	log.InfoContext(ctx, "refresh of content we did not refresh", "outcome", outcome,
+	log.InfoContext(ctx, "refresh of content we did not refresh", "result", outcome,
 		"ExternalRefreshes", 1, externalMetric(t.now()))
 	if st != state.RefreshFailed {
 		return EventExternal, nil

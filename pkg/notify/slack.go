@@ -166,7 +166,7 @@ func (s *Slack) Notify(ctx context.Context, m Message) error {
 			return gaveUp(err, attempt)
 		}
 		s.logger.DebugContext(ctx, "notify: retrying Slack webhook", "host", s.host,
-			"kind", string(m.Kind), "attempt", attempt+1, "delay", delay, "error", err.Error())
+			"kind", string(m.Kind), "attempt", attempt+1, "retry_in", delay.String(), "error", err.Error())
 		if s.sleep(ctx, delay) != nil {
 			return gaveUp(err, attempt)
 		}

@@ -399,7 +399,7 @@ func (s *Scheduler) trigger(ctx context.Context, log *slog.Logger, res JobResult
 		// right; a later tick may start another run of the job.
 		log.ErrorContext(ctx, "could not record the triggered run", runIDAttr(run.ID), "error", err)
 	}
-	log.InfoContext(ctx, "triggered dbt run", runIDAttr(run.ID), "href", run.Href)
+	log.InfoContext(ctx, "triggered dbt run", runIDAttr(run.ID), "dbt_run_url", run.Href)
 	return s.follow(ctx, log, res, now, until)
 }
 
@@ -449,6 +449,9 @@ func (s *Scheduler) follow(ctx context.Context, log *slog.Logger, res JobResult,
 			log.InfoContext(ctx, "dbt run outlives this invocation", "dbt_status", res.Status)
 			return res
 		}
+		// One line per wait, so that someone watching a run (make invoke)
+		// sees what the function is waiting for.
+		log.InfoContext(ctx, "waiting for the dbt run to finish", "dbt_status", res.Status, "next_check_in", wait.String())
 		if err := s.cfg.Sleep(ctx, wait); err != nil {
 			res.Outcome, res.Message = Running, "invocation ending: "+err.Error()
 			return res
@@ -472,7 +475,7 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 			log.WarnContext(ctx, "could not settle the run record", "error", err)
 		}
 		if settled || err != nil {
-			log.ErrorContext(ctx, "dbt run did not succeed; Tableau not refreshed", "dbt_status", res.Status, "dbt_message", res.Message, "href", run.Href)
+			log.ErrorContext(ctx, "dbt run did not succeed; Tableau not refreshed", "dbt_status", res.Status, "reason", res.Message, "dbt_run_url", run.Href)
 			kind := notify.KindDBTRunFailed
 			if res.Outcome == Cancelled {
 				kind = notify.KindDBTRunCancelled
@@ -523,7 +526,7 @@ func (s *Scheduler) stuck(ctx context.Context, log *slog.Logger, res JobResult, 
 		log.WarnContext(ctx, "could not settle the run record", "error", err)
 	}
 	if settled || err != nil {
-		log.ErrorContext(ctx, "dbt run stuck before starting", "dbt_status", res.Status, "detail", res.Message)
+		log.ErrorContext(ctx, "dbt run stuck before starting", "dbt_status", res.Status, "reason", res.Message)
 		s.alert(ctx, log, res, notify.KindDBTRunStuck)
 	}
 	return res

@@ -445,7 +445,7 @@ func (c *Client) attempt(ctx context.Context, r *request, sess *Session) error {
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	c.logger.DebugContext(ctx, "tableau request", "method", r.method, "path", u.Path,
-		"status", resp.StatusCode, "bytes", len(data), "duration", time.Since(start))
+		"status", resp.StatusCode, "bytes", len(data), "duration", time.Since(start).String())
 	if err != nil {
 		return &TransportError{Method: r.method, Path: u.Path, Sent: true, Err: fmt.Errorf("reading reply: %w", err)}
 	}

@@ -64,7 +64,7 @@ func (c *Client) exchange(ctx context.Context, r *request, sess *Session) error 
 			return err
 		}
 		c.logger.DebugContext(ctx, "tableau retrying", "method", r.method, "attempt", attempt+1,
-			"delay", delay, "error", err.Error())
+			"retry_in", delay.String(), "error", err.Error())
 		if c.sleep(ctx, delay) != nil {
 			return err
 		}

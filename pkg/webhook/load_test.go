@@ -166,7 +166,7 @@ func runLoad(t *testing.T, spec loadSpec) {
 	w.ids["Sales Overview/Sandbox"] = luid["Sales Overview/Sandbox"]
 
 	cfgMap := w.deps.Config.Map
-	router := webhook.Router{webhook.Route: w.handler.Handle}
+	router := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: w.handler.Handle}, nil)
 	srv := httptest.NewServer(&localrun.Server{Handler: router.Handle, Routes: router.Routes()})
 	t.Cleanup(srv.Close)
 

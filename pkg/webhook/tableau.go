@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -95,7 +96,7 @@ func (h *TableauHandler) handle(ctx context.Context, req events.APIGatewayV2HTTP
 		h.logger.WarnContext(ctx, "rejected Tableau webhook payload", "error", err)
 		return http.StatusBadRequest, TableauReply{Message: err.Error()}
 	}
-	log := h.logger.With("tableau_event", ev.Type, "item_id", ev.ResourceID)
+	log := h.logger.With("tableau_event", ev.Type, "tableau_item_id", ev.ResourceID)
 
 	sum := sha256.Sum256(body)
 	key := state.Key{RunID: "tableau-event:" + hex.EncodeToString(sum[:16]), Target: "delivery"}
@@ -158,22 +159,45 @@ func respond(status int, reply any) events.APIGatewayV2HTTPResponse {
 	}
 }
 
+// HTTPHandler is the Lambda handler of one HTTP API route.
+type HTTPHandler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
 // Router sends each request to the handler of its route.
-type Router map[string]func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+type Router struct {
+	routes map[string]HTTPHandler
+	logger *slog.Logger
+}
+
+// NewRouter returns a Router over routes, keyed by route key ("POST
+// /dbt/webhook"). logger hears of events that match no route.
+func NewRouter(routes map[string]HTTPHandler, logger *slog.Logger) *Router {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Router{routes: routes, logger: logger}
+}
 
 // Handle is the Lambda handler for every route of the HTTP API.
-func (r Router) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	if h, ok := r[req.RouteKey]; ok {
+func (r *Router) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	if h, ok := r.routes[req.RouteKey]; ok {
 		return h(ctx, req)
 	}
+	// Most likely not an API Gateway event at all (a scheduled event sent
+	// to the wrong function, a test invoke): say so, since the caller may
+	// never read the 404. The raw path is not logged: on the Tableau route
+	// it carries the secret token.
+	ctx = logging.With(ctx, "request_id", requestID(ctx, req))
+	r.logger.WarnContext(ctx, "event matches no route of this function; is it an HTTP API (payload 2.0) request?",
+		"route_key", req.RouteKey, "payload_version", req.Version, "routes", strings.Join(r.Routes(), ", "))
 	return respond(http.StatusNotFound, Reply{Message: "Not Found"}), nil
 }
 
-// Routes lists the router's routes.
-func (r Router) Routes() []string {
-	out := make([]string, 0, len(r))
-	for k := range r {
+// Routes lists the router's routes, sorted.
+func (r *Router) Routes() []string {
+	out := make([]string, 0, len(r.routes))
+	for k := range r.routes {
 		out = append(out, k)
 	}
+	sort.Strings(out)
 	return out
 }

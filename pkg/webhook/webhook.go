@@ -133,7 +133,7 @@ func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGa
 	if !ev.Succeeded() {
 		reply.Message = fmt.Sprintf("nothing to do: %s with run status %q (%d); only successful completed runs refresh Tableau",
 			ev.EventType, ev.Data.RunStatus, ev.Data.RunStatusCode)
-		log.InfoContext(ctx, "ignored event", "event_type", ev.EventType, "run_status", ev.Data.RunStatus)
+		log.InfoContext(ctx, "ignored event", "event_type", ev.EventType, "dbt_status", ev.Data.RunStatus)
 		return http.StatusOK, reply
 	}
 	// Only a successful run refreshes anything, so only its date matters:

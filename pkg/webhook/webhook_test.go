@@ -390,7 +390,7 @@ func TestSampleEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := webhook.Router{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}
+	h := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}, nil)
 	tests := []struct {
 		file    string
 		status  int
@@ -487,5 +487,37 @@ func TestTableauRejectsTheBridgesCredentials(t *testing.T) {
 	}
 	if strings.Contains(w.logs.String(), "never-logged") || strings.Contains(msgs[0].Message, "never-logged") {
 		t.Error("a secret reached the logs or the notification")
+	}
+}
+
+// An event that is no HTTP API request (a scheduled event sent to the wrong
+// function, say) gets a 404 and a log line that says why; a path, which may
+// carry the Tableau route's token, is not logged.
+func TestRouterLogsUnroutedEvents(t *testing.T) {
+	logs := &syncBuffer{}
+	called := false
+	h := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		called = true
+		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+	}}, logging.New(logs, slog.LevelInfo))
+	var scheduled events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal([]byte(`{"follow": true}`), &scheduled); err != nil {
+		t.Fatal(err)
+	}
+	wrongRoute := events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "POST /tableau/webhook/{token}", RawPath: "/tableau/webhook/secret-token-never-logged"}
+	for _, req := range []events.APIGatewayV2HTTPRequest{scheduled, wrongRoute} {
+		resp, err := h.Handle(context.Background(), req)
+		if err != nil || resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("route %q: %d, %v; want 404", req.RouteKey, resp.StatusCode, err)
+		}
+	}
+	if called {
+		t.Error("an unrouted event reached a handler")
+	}
+	if n := strings.Count(logs.String(), "matches no route"); n != 2 {
+		t.Errorf("%d log lines for two unrouted events:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "never-logged") {
+		t.Error("the raw path reached the log")
 	}
 }
