@@ -3,6 +3,8 @@
 #   make run      start the webhook API on 127.0.0.1:3000 against a local Tableau simulator
 #   make test     vet, race-enabled tests (against moto_server and the simulators), cfn-lint
 #   make invoke FUNCTION=webhook EVENT=events/dbt-run-succeeded.json
+#   make build    both Lambda bootstraps, in .aws-sam/local/<LogicalId>/
+#   make secret-set KEY=dbt_webhook_secret SECRET_ID=<SecretArn>   one key of the deployed secret
 #
 # SAM calls the build-<LogicalId> targets (BuildMethod: makefile).
 
@@ -11,7 +13,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTION  ?= webhook
 EVENT     ?= events/dbt-run-succeeded.json
 
-.PHONY: run invoke test vet unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz
+.PHONY: run invoke test vet unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz secret-set secret-get secret-keys
 
 run:
 	$(GO) run ./functions/webhook -listen 127.0.0.1:3000
@@ -30,6 +32,22 @@ test: deps vet unit lint-template check-map
 tableau-webhooks:
 	$(GO) run ./cmd/tableau-webhooks $(ARGS)
 
+# One key of the deployed secret (stack output SecretArn), keeping the
+# others. The value comes from standard input, or a prompt that does not
+# echo: never the command line, which shell history and ps keep.
+#   make secret-set KEY=tableau_pat_secret SECRET_ID=<SecretArn>
+#   make secret-get KEY=tableau_webhook_token SECRET_ID=<SecretArn>
+#   make secret-keys SECRET_ID=<SecretArn>     which keys are set, never their values
+secret-set:
+	@if [ -n "$(VALUE)" ]; then echo "secret-set: VALUE= on the command line stays in shell history; pipe the value in or type it at the prompt" >&2; exit 2; fi
+	@$(GO) run ./cmd/bridge-secret set $(KEY)
+
+secret-get:
+	@$(GO) run ./cmd/bridge-secret get $(KEY)
+
+secret-keys:
+	@$(GO) run ./cmd/bridge-secret keys
+
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
@@ -40,8 +58,12 @@ vet:
 unit:
 	$(GO) test -race -count=1 ./...
 
+# cfn-lint with its informational checks too, then what it cannot check:
+# no physical name two stacks would share (after the SAM transform),
+# parameter ranges the functions accept, the access log format.
 lint-template:
-	cfn-lint template.yaml
+	cfn-lint template.yaml --include-checks I
+	python3 tools/template_check.py template.yaml
 
 # Validates the refresh map a deployment would use (REFRESH_MAP or
 # REFRESH_MAP_FILE; the sample file when neither is set) before it ships.
@@ -85,15 +107,21 @@ fuzz:
 	  done; \
 	done
 
+# Each function's artifacts go to their own directory, as sam build's do
+# (it sets ARTIFACTS_DIR to .aws-sam/build/<LogicalId>): both are called
+# bootstrap, and both functions read the refresh map file.
 build: build-WebhookFunction build-SchedulerFunction
 
-ARTIFACTS_DIR ?= .aws-sam/local
+build-WebhookFunction: ARTIFACTS_DIR ?= .aws-sam/local/WebhookFunction
+build-SchedulerFunction: ARTIFACTS_DIR ?= .aws-sam/local/SchedulerFunction
 
 build-WebhookFunction:
+	mkdir -p $(ARTIFACTS_DIR)
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/webhook
 	cp functions/webhook/refresh-map.json $(ARTIFACTS_DIR)/refresh-map.json
 
 build-SchedulerFunction:
+	mkdir -p $(ARTIFACTS_DIR)
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/scheduler
 	cp functions/webhook/refresh-map.json $(ARTIFACTS_DIR)/refresh-map.json
 
