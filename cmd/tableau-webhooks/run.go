@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
 
@@ -138,7 +139,7 @@ func (c *cli) finish(err error) int {
 // cause in words and what to do, not the wire detail.
 func (c *cli) explain(err error) string {
 	var unknown *unknownWebhookError
-	var te *tableau.TransportError
+	var te *remote.TransportError
 	switch {
 	case errors.As(err, &unknown):
 		return unknown.Error()

@@ -405,7 +405,7 @@ func TestErrors(t *testing.T) {
 		{name: "no server URL", env: func(e env) env { return e.with("TABLEAU_SERVER_URL", "") }, args: []string{"list"}, code: exitFail,
 			want: []string{"TABLEAU_SERVER_URL is not set"}, offline: true},
 		{name: "plain http server", env: func(e env) env { return e.with("TABLEAU_SERVER_URL", "http://tableau.example.com") }, args: []string{"list"}, code: exitFail,
-			want: []string{"TABLEAU_SERVER_URL", "https required"}, offline: true},
+			want: []string{"TABLEAU_SERVER_URL", "must use https"}, offline: true},
 		{name: "no credentials", env: func(e env) env { return e.with("TABLEAU_PAT_SECRET", "") }, args: []string{"list"}, code: exitFail,
 			want: []string{"no Tableau credentials", "TABLEAU_PAT_SECRET"}, offline: true},
 		{name: "wrong PAT secret", env: func(e env) env { return e.with("TABLEAU_PAT_SECRET", "not-the-secret-at-all") }, args: []string{"list"}, code: exitFail,

@@ -24,7 +24,7 @@ func TestBadTableauServerURLStopsCheckAndStart(t *testing.T) {
 		wantOK    bool
 		want      string
 	}{
-		{"plain http", "http://example.com", false, `TABLEAU_SERVER_URL: server URL "http://example.com": https required`},
+		{"plain http", "http://example.com", false, `TABLEAU_SERVER_URL: server URL "http://example.com" must use https`},
 		{"no scheme", "example.com", false, `TABLEAU_SERVER_URL: server URL "example.com" has no host`},
 		{"unset", "", false, "TABLEAU_SERVER_URL is not set"},
 		{"https", "https://prod-useast-a.online.tableau.com", true, "configuration OK"},

@@ -50,7 +50,7 @@ func TestFromEnv(t *testing.T) {
 			"DBT_ACCOUNT_ID": "-3", "CANCEL_STUCK": "maybe", "LOG_LEVEL": "loud",
 		}), wantErr: []string{"TABLEAU_SERVER_URL is not set", `REFRESH_MAP: jobs["x"]`, "WEBHOOK_MAX_EVENT_AGE", "DBT_ACCOUNT_ID", "CANCEL_STUCK", "LOG_LEVEL"}},
 		{name: "Tableau URL without a scheme", env: with(map[string]string{"TABLEAU_SERVER_URL": "example.com"}), wantErr: []string{"TABLEAU_SERVER_URL: server URL \"example.com\" has no host"}},
-		{name: "Tableau URL over http", env: with(map[string]string{"TABLEAU_SERVER_URL": "http://example.com"}), wantErr: []string{"TABLEAU_SERVER_URL: server URL \"http://example.com\": https required"}},
+		{name: "Tableau URL over http", env: with(map[string]string{"TABLEAU_SERVER_URL": "http://example.com"}), wantErr: []string{"TABLEAU_SERVER_URL: server URL \"http://example.com\" must use https"}},
 		{name: "Tableau URL over http on loopback", env: with(map[string]string{"TABLEAU_SERVER_URL": "http://127.0.0.1:8080"}), check: func(t *testing.T, c *Config) {}},
 		{name: "dbt Cloud URL over http", env: with(map[string]string{"DBT_CLOUD_URL": "http://cloud.getdbt.com"}), wantErr: []string{"DBT_CLOUD_URL: "}},
 		{name: "replays must stay deduplicated", env: with(map[string]string{"WEBHOOK_MAX_EVENT_AGE": "96h"}), wantErr: []string{"IDEMPOTENCY_RETENTION (72h0m0s) must be longer than WEBHOOK_MAX_EVENT_AGE (96h0m0s)"}},

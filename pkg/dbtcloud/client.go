@@ -1,8 +1,6 @@
 package dbtcloud
 
 import (
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,11 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // DefaultBaseURL is the multi-tenant North America host. Accounts in other
@@ -25,13 +24,13 @@ const DefaultBaseURL = "https://cloud.getdbt.com"
 
 const (
 	userAgent = "dbt-tableau-refresh-dbtcloud/1"
+	// service prefixes the errors of requests that got no reply.
+	service = "dbt Cloud API"
 	// A page of 100 runs with their triggers is well under 1 MiB; the cap only
 	// protects the Lambda's memory from a misbehaving proxy.
-	maxBodyBytes = 8 << 20
+	maxBodyBytes int64 = 8 << 20
 	// Error bodies are a small envelope; anything longer is not worth reading.
-	maxErrorBodyBytes = 64 << 10
-	// A safety net for callers that pass a context without a deadline.
-	defaultHTTPTimeout = 30 * time.Second
+	maxErrorBodyBytes int64 = 64 << 10
 )
 
 // Client calls the dbt Cloud Administrative API v2 for one account.
@@ -43,7 +42,7 @@ type Client struct {
 	token      string
 	httpClient *http.Client
 	logger     *slog.Logger
-	retry      RetryPolicy
+	retry      remote.Policy
 
 	// Replaced in this package's tests so that backoff can be observed without
 	// waiting for it.
@@ -61,11 +60,11 @@ func NewClient(opts ...Option) (*Client, error) {
 	base, _ := url.Parse(DefaultBaseURL)
 	c := &Client{
 		baseURL:    base,
-		httpClient: &http.Client{Timeout: defaultHTTPTimeout},
+		httpClient: remote.NewHTTPClient(),
 		logger:     slog.New(slog.DiscardHandler),
-		retry:      defaultRetryPolicy,
-		sleep:      backoff.Sleep,
-		jitter:     backoff.Jitter,
+		retry:      remote.DefaultPolicy(),
+		sleep:      remote.Sleep,
+		jitter:     remote.Jitter,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -104,34 +103,16 @@ func WithBaseURL(rawURL string) Option {
 }
 
 func parseBaseURL(rawURL string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(rawURL))
+	u, err := remote.CheckURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("dbtcloud: base URL %q is not a URL: %w", rawURL, err)
-	}
-	if u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("dbtcloud: base URL %q must be absolute, like %s", rawURL, DefaultBaseURL)
-	}
-	if u.User != nil {
-		// Credentials in the URL would end up in error messages and logs.
-		return nil, fmt.Errorf("dbtcloud: base URL must not carry credentials; use WithToken")
+		return nil, fmt.Errorf("dbtcloud: base URL %q %w", strings.TrimSpace(rawURL), err)
 	}
 	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
 		// "https://cloud.getdbt.com/api/v2" is a common mistake that would
 		// otherwise surface later as a confusing 404.
 		return nil, fmt.Errorf("dbtcloud: base URL %q must be scheme and host only, like %s", rawURL, DefaultBaseURL)
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("dbtcloud: base URL %q must use https (plain http is allowed only for loopback hosts)", rawURL)
-	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // WithAccountID sets the numeric dbt Cloud account id that every request is
@@ -167,14 +148,16 @@ func WithToken(token string) Option {
 }
 
 // WithHTTPClient sets the HTTP client used for requests, for custom transports
-// or proxies. The default has a 30 second timeout as a safety net; the
-// context passed to each call is the real bound.
+// or proxies. The default is remote.NewHTTPClient's (a 30 second timeout per
+// attempt as a safety net; the context passed to each call is the real
+// bound). Redirects are refused either way: one would carry the token to
+// another host.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
 			return errors.New("dbtcloud: HTTP client is nil")
 		}
-		c.httpClient = hc
+		c.httpClient = remote.RefuseRedirects(hc)
 		return nil
 	}
 }
@@ -191,11 +174,16 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithRetryPolicy sets how transient failures are retried.
-func WithRetryPolicy(p RetryPolicy) Option {
+// WithRetryPolicy sets how transient failures are retried (default
+// remote.DefaultPolicy): 429 replies (waiting for Retry-After when the
+// server sends one no longer than MaxDelay), 5xx replies and connection
+// failures. TriggerRun is retried only when dbt Cloud certainly did not act
+// (429, 503, or a failed connection), because a repeated trigger starts a
+// second run.
+func WithRetryPolicy(p remote.Policy) Option {
 	return func(c *Client) error {
-		if err := p.validate(); err != nil {
-			return err
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("dbtcloud: %w", err)
 		}
 		c.retry = p
 		return nil
@@ -253,48 +241,29 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u.RawQuery = query.Encode()
 	target := u.String()
 
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			// Nothing was sent for this attempt, so even a trigger is
-			// unambiguous here.
-			return fmt.Errorf("dbt Cloud API %s %s: %w", method, path, err)
-		}
-		err := c.send(ctx, method, target, path, body, out)
-		if err == nil {
-			return nil
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			// The caller's budget is spent; a one-shot request may still have
-			// landed, so keep that warning in the chain.
-			if mode == oneShot && outcomeUnknown(err) {
-				return fmt.Errorf("%w: %w", ErrTriggerOutcomeUnknown, err)
-			}
-			return err
-		}
-		retry, unknown := retryDecision(err, mode)
-		if !retry {
-			if unknown {
-				return fmt.Errorf("%w: %w", ErrTriggerOutcomeUnknown, err)
-			}
-			return err
-		}
-		if attempt >= c.retry.MaxAttempts {
-			c.logger.WarnContext(ctx, "dbt Cloud request failed; no attempts left",
-				"method", method, "path", path, "attempts", attempt, "error", err)
-			return err
-		}
-		delay := c.retryWait(attempt, err)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
-			c.logger.WarnContext(ctx, "dbt Cloud request failed; not retrying because the wait would pass the deadline",
-				"method", method, "path", path, "attempt", attempt, "retry_in", delay.String(), "error", err)
-			return fmt.Errorf("%w (not retried: waiting %s would pass the context deadline)", err, delay)
-		}
-		c.logger.WarnContext(ctx, "dbt Cloud request failed; retrying",
-			"method", method, "path", path, "attempt", attempt, "retry_in", delay.String(), "error", err)
-		if sleepErr := c.sleep(ctx, delay); sleepErr != nil {
-			return fmt.Errorf("%w (gave up waiting to retry: %w)", err, sleepErr)
-		}
+	rt := remote.Retrier{
+		Policy: c.retry,
+		Retryable: func(err error) bool {
+			retry, _ := retryDecision(err, mode)
+			return retry
+		},
+		Sleep:  c.sleep,
+		Jitter: c.jitter,
+		OnRetry: func(ctx context.Context, attempt int, wait time.Duration, err error) {
+			c.logger.WarnContext(ctx, "dbt Cloud request failed; retrying",
+				"method", method, "path", path, "attempt", attempt, "retry_in", wait.String(), "error", err)
+		},
 	}
+	err := rt.Do(ctx, func(ctx context.Context) error { return c.send(ctx, method, target, path, body, out) })
+	if err != nil && mode == oneShot && outcomeUnknown(err) {
+		// The request may have landed: the caller must look before
+		// triggering again.
+		return fmt.Errorf("%w: %w", ErrTriggerOutcomeUnknown, err)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		c.logger.WarnContext(ctx, "dbt Cloud request failed", "method", method, "path", path, "error", err)
+	}
+	return err
 }
 
 // send makes a single HTTP exchange.
@@ -314,26 +283,21 @@ func (c *Client) send(ctx context.Context, method, target, path string, body []b
 		req.Header.Set("Content-Type", "application/json")
 	}
 
-	resp, err := c.httpClient.Do(req)
+	resp, err := remote.Do(c.httpClient, req, service, path)
 	if err != nil {
-		return &transportError{method: method, path: path, err: err}
+		return err
 	}
-	defer func() {
-		// Draining lets the connection be reused; the cap keeps a hostile body
-		// from holding the Lambda.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
-		resp.Body.Close()
-	}()
+	defer resp.Body.Close()
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+		raw, _, _ := remote.ReadBody(resp, maxErrorBodyBytes)
 		return c.newError(resp, raw, method, path)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	raw, tooLarge, err := remote.ReadBody(resp, maxBodyBytes)
 	if err != nil {
-		return &transportError{method: method, path: path, err: err}
+		return &remote.TransportError{Service: service, Method: method, Path: path, Sent: true, Err: err}
 	}
-	if len(raw) > maxBodyBytes {
+	if tooLarge {
 		return &decodeError{method: method, path: path, err: fmt.Errorf("reply is larger than %d bytes", maxBodyBytes)}
 	}
 	var env envelope
@@ -386,7 +350,13 @@ func (c *Client) newError(resp *http.Response, raw []byte, method, path string) 
 	if len(e.Message) > 1000 {
 		e.Message = e.Message[:1000] + "…"
 	}
-	e.RetryAfter = backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	e.RetryAfter = remote.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
+		// Redirects are refused (they would carry the token); say where to.
+		if u, err := url.Parse(loc); err == nil && u.Host != "" {
+			e.Message += "; redirected to " + u.Host + ": check the access URL (DBT_CLOUD_URL)"
+		}
+	}
 	return e
 }
 
@@ -407,15 +377,4 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// backoff returns how long to wait before the retry that follows attempt.
-func (c *Client) retryWait(attempt int, err error) time.Duration {
-	var apiErr *Error
-	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
-		// The server knows when its window reopens; retrying sooner only
-		// earns another 429.
-		return apiErr.RetryAfter
-	}
-	return c.jitter(backoff.Ceiling(c.retry.BaseDelay, c.retry.MaxDelay, attempt))
 }

@@ -18,12 +18,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 const testToken = "dbtc_Test-Token_0123456789"
 
 // testPolicy has small, distinct delays so each backoff step is recognisable.
-var testPolicy = RetryPolicy{MaxAttempts: 4, BaseDelay: 10 * time.Millisecond, MaxDelay: 80 * time.Millisecond}
+var testPolicy = remote.Policy{MaxAttempts: 4, BaseDelay: 10 * time.Millisecond, MaxDelay: 80 * time.Millisecond}
 
 // sleeps records the waits the client asked for; the client never really
 // waits in these tests.
@@ -134,26 +136,21 @@ func TestNewClient(t *testing.T) {
 		{name: "region host with slash", opts: append(required, WithBaseURL("https://emea.dbt.com/")), wantBase: "https://emea.dbt.com"},
 		{name: "single tenant with port", opts: append(required, WithBaseURL("https://dbt.acme.example:8443")), wantBase: "https://dbt.acme.example:8443"},
 		{name: "loopback http", opts: append(required, WithBaseURL("http://127.0.0.1:8089")), wantBase: "http://127.0.0.1:8089"},
-		{name: "loopback range", opts: append(required, WithBaseURL("http://127.8.9.10")), wantBase: "http://127.8.9.10"},
-		{name: "ipv6 loopback", opts: append(required, WithBaseURL("http://[::1]:9000")), wantBase: "http://[::1]:9000"},
-		{name: "localhost", opts: append(required, WithBaseURL("http://LocalHost:1")), wantBase: "http://LocalHost:1"},
 		{name: "missing account and token", wantErr: "account id is required"},
 		{name: "missing token", opts: []Option{WithAccountID(1)}, wantErr: "API token is required"},
 		{name: "zero account", opts: []Option{WithAccountID(0), WithToken("t")}, wantErr: "account id must be positive"},
 		{name: "token with prefix", opts: []Option{WithAccountID(1), WithToken("Token abc")}, wantErr: "without a \"Token \" prefix"},
 		{name: "token with newline", opts: []Option{WithAccountID(1), WithToken("abc\r\nX-Evil: 1")}, wantErr: "control characters"},
 		{name: "http to a remote host", opts: append(required, WithBaseURL("http://cloud.getdbt.com")), wantErr: "must use https"},
-		{name: "http to a lookalike", opts: append(required, WithBaseURL("http://127.0.0.1.example.com")), wantErr: "must use https"},
-		{name: "no scheme", opts: append(required, WithBaseURL("cloud.getdbt.com")), wantErr: "must be absolute"},
-		{name: "ftp", opts: append(required, WithBaseURL("ftp://cloud.getdbt.com")), wantErr: "must be absolute"},
+		{name: "no scheme", opts: append(required, WithBaseURL("cloud.getdbt.com")), wantErr: "has no host"},
 		{name: "api path", opts: append(required, WithBaseURL("https://cloud.getdbt.com/api/v2")), wantErr: "scheme and host only"},
 		{name: "query", opts: append(required, WithBaseURL("https://cloud.getdbt.com?x=1")), wantErr: "scheme and host only"},
-		{name: "credentials", opts: append(required, WithBaseURL("https://user:pw@cloud.getdbt.com")), wantErr: "must not carry credentials"},
+		{name: "credentials", opts: append(required, WithBaseURL("https://user:pw@cloud.getdbt.com")), wantErr: "must not carry a user or password"},
 		{name: "nil HTTP client", opts: append(required, WithHTTPClient(nil)), wantErr: "HTTP client is nil"},
 		{name: "nil logger", opts: append(required, WithLogger(nil)), wantErr: "logger is nil"},
-		{name: "no attempts", opts: append(required, WithRetryPolicy(RetryPolicy{MaxAttempts: 0, BaseDelay: 1, MaxDelay: 1})), wantErr: "MaxAttempts must be at least 1"},
-		{name: "zero delay", opts: append(required, WithRetryPolicy(RetryPolicy{MaxAttempts: 2, MaxDelay: 1})), wantErr: "BaseDelay must be positive"},
-		{name: "max below base", opts: append(required, WithRetryPolicy(RetryPolicy{MaxAttempts: 2, BaseDelay: 2, MaxDelay: 1})), wantErr: "MaxDelay"},
+		{name: "no attempts", opts: append(required, WithRetryPolicy(remote.Policy{MaxAttempts: 0, BaseDelay: 1, MaxDelay: 1})), wantErr: "MaxAttempts 0: want at least 1"},
+		{name: "zero delay", opts: append(required, WithRetryPolicy(remote.Policy{MaxAttempts: 2, MaxDelay: 1})), wantErr: "want a positive delay"},
+		{name: "max below base", opts: append(required, WithRetryPolicy(remote.Policy{MaxAttempts: 2, BaseDelay: 2, MaxDelay: 1})), wantErr: "MaxDelay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,9 +377,11 @@ func TestErrorReplies(t *testing.T) {
 		{name: "400 with detail", status: 400, body: fixture(t, "error_400_cause.json"),
 			wantMessage: "The request was invalid. Please double check the provided data and try again.: 'cause' is a required property", wantCalls: 1},
 		{name: "400 limit", status: 400, body: fixture(t, "error_400_limit.json"), wantMessage: "Limit must not exceed 100", wantCalls: 1},
-		{name: "429 after retries", status: 429, header: map[string]string{"Retry-After": "3"},
+		// testPolicy waits at most 80ms: a longer Retry-After is left to
+		// the caller's own, slower retry.
+		{name: "429 asking for a longer wait than the policy allows", status: 429, header: map[string]string{"Retry-After": "3"},
 			body:   []byte(`{"status":{"code":429,"is_success":false,"user_message":"Too many requests","developer_message":""},"data":null}`),
-			wantIs: ErrRateLimited, wantMessage: "Too many requests", wantRetry: true, wantAfter: 3 * time.Second, wantCalls: 4},
+			wantIs: ErrRateLimited, wantMessage: "Too many requests", wantRetry: true, wantAfter: 3 * time.Second, wantCalls: 1},
 		{name: "500 html", status: 500, body: []byte("<html><body>Server Error</body></html>"), wantMessage: "Internal Server Error", wantRetry: true, wantCalls: 4},
 		{name: "502 empty", status: 502, wantMessage: "Bad Gateway", wantRetry: true, wantCalls: 4},
 	}
@@ -491,16 +490,19 @@ func TestRetriesForReads(t *testing.T) {
 	tests := []struct {
 		name       string
 		statuses   []int
-		policy     RetryPolicy
+		policy     remote.Policy
 		wantOK     bool
 		wantSleeps []time.Duration
 	}{
 		{"503 then ok", []int{503, 503, 200}, testPolicy, true, []time.Duration{10 * ms, 20 * ms}},
-		{"429 waits for Retry-After", []int{429, 200}, testPolicy, true, []time.Duration{7 * time.Second}},
+		{"429 waits for Retry-After", []int{429, 200}, remote.Policy{MaxAttempts: 4, BaseDelay: 10 * ms, MaxDelay: 10 * time.Second}, true, []time.Duration{7 * time.Second}},
+		// dbt redelivers and the scheduler's follow-ups come back later: a
+		// wait longer than the policy allows is theirs, not this call's.
+		{"429 asking for more than MaxDelay is not waited for", []int{429, 200}, testPolicy, false, nil},
 		{"500 until attempts run out", []int{500}, testPolicy, false, []time.Duration{10 * ms, 20 * ms, 40 * ms}},
-		{"MaxDelay caps the backoff", []int{500}, RetryPolicy{MaxAttempts: 5, BaseDelay: 10 * ms, MaxDelay: 25 * ms}, false,
+		{"MaxDelay caps the backoff", []int{500}, remote.Policy{MaxAttempts: 5, BaseDelay: 10 * ms, MaxDelay: 25 * ms}, false,
 			[]time.Duration{10 * ms, 20 * ms, 25 * ms, 25 * ms}},
-		{"single attempt", []int{500, 200}, RetryPolicy{MaxAttempts: 1, BaseDelay: ms, MaxDelay: ms}, false, nil},
+		{"single attempt", []int{500, 200}, remote.Policy{MaxAttempts: 1, BaseDelay: ms, MaxDelay: ms}, false, nil},
 		{"404 is final", []int{404, 200}, testPolicy, false, nil},
 	}
 	for _, tt := range tests {
@@ -566,7 +568,8 @@ func TestTriggerRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, mux, _ := setup(t)
+			// Patient enough for the 429's Retry-After of 7 s (never slept).
+			c, mux, _ := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 4, BaseDelay: 10 * time.Millisecond, MaxDelay: 10 * time.Second}))
 			var calls atomic.Int32
 			body := tt.body
 			if body == nil {
@@ -609,7 +612,8 @@ func TestTriggerRetriesWhenTheConnectionIsRefused(t *testing.T) {
 }
 
 func TestRetryNeverWaitsPastTheDeadline(t *testing.T) {
-	c, mux, rec := setup(t)
+	// A policy that would wait for the Retry-After, but not past the deadline.
+	c, mux, rec := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 4, BaseDelay: 10 * time.Millisecond, MaxDelay: time.Hour}))
 	var calls atomic.Int32
 	mux.HandleFunc("/api/v2/accounts/1/runs/5/", func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
@@ -695,9 +699,9 @@ func TestRetryable(t *testing.T) {
 		{"400", &Error{StatusCode: 400}, false},
 		{"401", &Error{StatusCode: 401}, false},
 		{"404", &Error{StatusCode: 404}, false},
-		{"connection reset", &transportError{err: errors.New("connection reset by peer")}, true},
-		{"refused", &transportError{err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, true},
-		{"caller cancelled", fmt.Errorf("x: %w", &transportError{err: context.Canceled}), false},
+		{"connection reset", &remote.TransportError{Sent: true, Err: errors.New("connection reset by peer")}, true},
+		{"refused", &remote.TransportError{Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, true},
+		{"caller cancelled", fmt.Errorf("x: %w", &remote.TransportError{Sent: true, Err: context.Canceled}), false},
 		{"caller deadline", context.DeadlineExceeded, false},
 		{"ambiguous trigger", fmt.Errorf("%w: %w", ErrTriggerOutcomeUnknown, &Error{StatusCode: 502}), false},
 		{"decode", &decodeError{err: errors.New("bad json")}, false},
@@ -779,7 +783,7 @@ func TestTriggerWithCancelledContextIsUnambiguous(t *testing.T) {
 }
 
 func TestTransportErrorMessage(t *testing.T) {
-	c, mux, _ := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+	c, mux, _ := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 	var calls atomic.Int32
 	mux.HandleFunc("/api/v2/accounts/1/runs/5/", script(t, &calls, nil, 0))
 	_, err := c.GetRun(context.Background(), 5)

@@ -2,13 +2,12 @@ package dbtcloud
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Sentinel errors to test with errors.Is. An *Error matches the sentinel for
@@ -62,6 +61,9 @@ func (e *Error) Error() string {
 	return msg
 }
 
+// ServerWait implements remote.Waiter: the Retry-After dbt Cloud sent.
+func (e *Error) ServerWait() time.Duration { return e.RetryAfter }
+
 // Is lets errors.Is(err, ErrNotFound) and friends classify an *Error.
 func (e *Error) Is(target error) bool {
 	switch target {
@@ -95,11 +97,10 @@ func transient(err error) bool {
 	if errors.As(err, &apiErr) {
 		return apiErr.StatusCode == http.StatusTooManyRequests || apiErr.StatusCode >= 500
 	}
-	var te *transportError
+	var te *remote.TransportError
 	if errors.As(err, &te) {
 		// A certificate that does not verify will not verify next time either.
-		var certErr *tls.CertificateVerificationError
-		return !errors.As(err, &certErr)
+		return te.Transient()
 	}
 	return false
 }
@@ -119,8 +120,8 @@ func retryDecision(err error, mode repeatability) (retry, unknown bool) {
 		// unavailable service do not create runs.
 		return apiErr.StatusCode == http.StatusTooManyRequests || apiErr.StatusCode == http.StatusServiceUnavailable, false
 	}
-	var te *transportError
-	if errors.As(err, &te) && te.neverSent() {
+	var te *remote.TransportError
+	if errors.As(err, &te) && !te.Sent {
 		return transient(err), false
 	}
 	return false, false
@@ -137,39 +138,11 @@ func outcomeUnknown(err error) bool {
 		// A 2xx arrived, so the server acted; we just cannot read what it did.
 		return true
 	}
-	var te *transportError
+	var te *remote.TransportError
 	if errors.As(err, &te) {
-		return !te.neverSent()
+		return te.Sent
 	}
 	return false
-}
-
-// transportError is a failure to exchange a request and reply at all.
-type transportError struct {
-	method, path string
-	err          error
-}
-
-func (e *transportError) Error() string {
-	cause := e.err
-	// url.Error repeats the method and full URL, which the prefix already
-	// names.
-	var urlErr *url.Error
-	if errors.As(cause, &urlErr) {
-		cause = urlErr.Err
-	}
-	return fmt.Sprintf("dbt Cloud API %s %s: %v", e.method, e.path, cause)
-}
-
-func (e *transportError) Unwrap() error { return e.err }
-
-// neverSent reports whether the request certainly did not leave this host:
-// the connection (or the DNS lookup before it) failed. Anything later, such
-// as a reset or a timeout while waiting for the reply, may follow a request
-// the server received.
-func (e *transportError) neverSent() bool {
-	var opErr *net.OpError
-	return errors.As(e.err, &opErr) && opErr.Op == "dial"
 }
 
 // decodeError is a 2xx reply whose body is not what the API documents.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // These tests run the client against the simulator, an independent reading
@@ -21,7 +22,7 @@ import (
 var start = time.Date(2026, 3, 2, 6, 0, 0, 0, time.UTC)
 
 // fast keeps retries quick; the tests assert outcomes, never durations.
-var fast = dbtcloud.RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+var fast = remote.Policy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 
 func newSim(t *testing.T, opts ...dbtcloudtest.Option) (*dbtcloudtest.Server, *dbtcloudtest.FakeClock, *dbtcloud.Client) {
 	t.Helper()
@@ -201,7 +202,13 @@ func TestSimErrors(t *testing.T) {
 }
 
 func TestSimRateLimitHonoursRetryAfter(t *testing.T) {
-	sim, _, c := newSim(t)
+	sim, _, _ := newSim(t)
+	// Patient enough to wait for the simulator's Retry-After of 1 s.
+	c, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(sim.URL()), dbtcloud.WithAccountID(4242), dbtcloud.WithToken(sim.Token()),
+		dbtcloud.WithRetryPolicy(remote.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sim.AddJob(1, "job")
 	sim.Inject(dbtcloudtest.Fault{Method: "POST", Path: "/jobs/1/run/", Status: 429, RetryAfter: time.Second, Times: 1})
 	run, err := c.TriggerRun(context.Background(), 1, &dbtcloud.TriggerRunRequest{Cause: "x"})

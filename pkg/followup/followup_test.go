@@ -26,6 +26,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
@@ -126,11 +127,11 @@ func newWorld(t *testing.T) *world {
 	}
 	logger := logging.New(lockedWriter{w.logMu, w.logs}, slog.LevelDebug)
 	tc, err := tableau.NewClient(tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table),
-		tableau.WithRetryPolicy(tableau.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		tableau.WithRetryPolicy(remote.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sl, err := notify.NewSlack(w.slack.srv.URL, notify.WithRetryPolicy(notify.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+	sl, err := notify.NewSlack(w.slack.srv.URL, notify.WithRetryPolicy(remote.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // SlackError is a reply other than 2xx from a Slack incoming webhook. Slack
@@ -45,6 +47,9 @@ func (e *SlackError) Error() string {
 	return msg
 }
 
+// ServerWait implements remote.Waiter: the Retry-After Slack sent.
+func (e *SlackError) ServerWait() time.Duration { return e.RetryAfter }
+
 // Permanent reports whether repeating the same post cannot succeed: the
 // payload was refused (400), the webhook was revoked or its channel is gone
 // or archived (403, 404, 410), or Slack redirected (a webhook never should).
@@ -59,19 +64,6 @@ func (e *SlackError) Permanent() bool {
 	}
 	return false
 }
-
-// slackTransportError is a post that got no HTTP reply. It does not carry
-// the *url.Error from net/http, whose message holds the full URL.
-type slackTransportError struct {
-	host string
-	err  error
-}
-
-func (e *slackTransportError) Error() string {
-	return fmt.Sprintf("notify: post to Slack webhook at %s: %v", e.host, e.err)
-}
-
-func (e *slackTransportError) Unwrap() error { return e.err }
 
 // snsError is a failed Publish.
 type snsError struct {
@@ -115,9 +107,10 @@ func Retryable(err error) bool {
 	if errors.As(err, &se) {
 		return !se.Permanent()
 	}
-	var te *slackTransportError
+	var te *remote.TransportError
 	if errors.As(err, &te) {
-		return true
+		// Even one sent: a duplicate alert costs less than a missed one.
+		return te.Transient()
 	}
 	var pe *snsError
 	if errors.As(err, &pe) {

@@ -1,21 +1,19 @@
 package notify
 
 import (
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
-
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Slack posts messages to a Slack incoming webhook.
@@ -29,7 +27,7 @@ type Slack struct {
 	url    string
 	host   string
 	client *http.Client
-	retry  RetryPolicy
+	retry  remote.Policy
 	logger *slog.Logger
 	sleep  func(context.Context, time.Duration) error
 }
@@ -39,10 +37,9 @@ var _ Notifier = (*Slack)(nil)
 // SlackOption configures NewSlack.
 type SlackOption func(*Slack) error
 
-// WithHTTPClient sets the client used to post. Its redirect policy is
-// replaced (on a copy) by one that follows no redirects, so the payload is
-// never re-sent somewhere the operator did not configure. Without it, a
-// client with a 10s timeout per attempt is used.
+// WithHTTPClient sets the client used to post. Redirects are refused (on a
+// copy), so the payload is never re-sent somewhere the operator did not
+// configure. Without it, remote.NewHTTPClient's is used.
 func WithHTTPClient(c *http.Client) SlackOption {
 	return func(s *Slack) error {
 		if c == nil {
@@ -53,11 +50,15 @@ func WithHTTPClient(c *http.Client) SlackOption {
 	}
 }
 
-// WithRetryPolicy sets how failed posts are retried; see RetryPolicy.
-func WithRetryPolicy(p RetryPolicy) SlackOption {
+// WithRetryPolicy sets how failed posts are retried (default
+// remote.DefaultPolicy): Slack's 429 (waiting for its Retry-After when no
+// longer than MaxDelay), 408 and 5xx replies, and failed connections. A
+// post whose connection broke after it was sent is retried too: a duplicate
+// alert costs less than a missed one.
+func WithRetryPolicy(p remote.Policy) SlackOption {
 	return func(s *Slack) error {
-		if err := p.validate(); err != nil {
-			return err
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("notify: %w", err)
 		}
 		s.retry = p
 		return nil
@@ -87,55 +88,28 @@ func NewSlack(webhookURL string, opts ...SlackOption) (*Slack, error) {
 	s := &Slack{
 		url:    webhookURL,
 		host:   host,
-		client: &http.Client{Timeout: 10 * time.Second},
-		retry:  DefaultRetryPolicy(),
+		client: remote.NewHTTPClient(),
+		retry:  remote.DefaultPolicy(),
 		logger: slog.New(slog.DiscardHandler),
-		sleep:  backoff.Sleep,
+		sleep:  remote.Sleep,
 	}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
 		}
 	}
-	c := *s.client
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	s.client = &c
+	s.client = remote.RefuseRedirects(s.client)
 	return s, nil
 }
 
 // checkWebhookURL returns the URL's host, for messages. Its errors never
 // quote the URL, which may be the real secret mistyped.
 func checkWebhookURL(raw string) (string, error) {
-	if strings.TrimSpace(raw) == "" {
-		return "", errors.New("notify: Slack webhook URL is empty")
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return "", errors.New("notify: Slack webhook URL is not an absolute URL")
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			// Over plain http the URL, and so the credential, would cross the
-			// network in the clear.
-			return "", fmt.Errorf("notify: Slack webhook URL for %s must use https (http is allowed only for loopback)", u.Hostname())
-		}
-	default:
-		return "", fmt.Errorf("notify: Slack webhook URL for %s must use https", u.Hostname())
-	}
-	if u.User != nil {
-		return "", fmt.Errorf("notify: Slack webhook URL for %s must not carry user info", u.Hostname())
+	u, err := remote.CheckURL(raw)
+	if err != nil {
+		return "", fmt.Errorf("notify: Slack webhook URL %w", err)
 	}
 	return u.Host, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // String names the notifier by host only.
@@ -148,49 +122,16 @@ func (s *Slack) Notify(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("notify: encode Slack message: %w", err)
 	}
-	for attempt := 1; ; attempt++ {
-		err := s.post(ctx, body)
-		if err == nil {
-			return nil
-		}
-		if attempt >= s.retry.MaxAttempts || ctx.Err() != nil || !Retryable(err) {
-			return gaveUp(err, attempt)
-		}
-		delay, ok := s.delay(attempt, err)
-		if !ok {
-			return gaveUp(err, attempt)
-		}
-		if deadline, has := ctx.Deadline(); has && time.Until(deadline) < delay {
-			// Sleeping would only run into the deadline: report the real cause
-			// while the caller still has time to act on it.
-			return gaveUp(err, attempt)
-		}
-		s.logger.DebugContext(ctx, "notify: retrying Slack webhook", "host", s.host,
-			"kind", string(m.Kind), "attempt", attempt+1, "retry_in", delay.String(), "error", err.Error())
-		if s.sleep(ctx, delay) != nil {
-			return gaveUp(err, attempt)
-		}
+	rt := remote.Retrier{
+		Policy:    s.retry,
+		Retryable: Retryable,
+		Sleep:     s.sleep,
+		OnRetry: func(ctx context.Context, attempt int, wait time.Duration, err error) {
+			s.logger.DebugContext(ctx, "notify: retrying Slack webhook", "host", s.host,
+				"kind", string(m.Kind), "attempt", attempt, "retry_in", wait.String(), "error", err.Error())
+		},
 	}
-}
-
-func gaveUp(err error, attempts int) error {
-	if attempts == 1 {
-		return err
-	}
-	return fmt.Errorf("%w (gave up after %d attempts)", err, attempts)
-}
-
-// delay returns the wait before the next attempt, and false when Slack asked
-// for a longer wait than the policy allows.
-func (s *Slack) delay(attempt int, err error) (time.Duration, bool) {
-	var se *SlackError
-	if errors.As(err, &se) && se.RetryAfter > 0 {
-		if se.RetryAfter > s.retry.MaxDelay {
-			return 0, false
-		}
-		return se.RetryAfter, true
-	}
-	return s.retry.backoff(attempt), true
+	return rt.Do(ctx, func(ctx context.Context) error { return s.post(ctx, body) })
 }
 
 func (s *Slack) post(ctx context.Context, body []byte) error {
@@ -200,18 +141,13 @@ func (s *Slack) post(ctx context.Context, body []byte) error {
 		return fmt.Errorf("notify: build request for Slack webhook at %s", s.host)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	resp, err := s.client.Do(req)
+	// The path is the credential: the error names the host alone.
+	resp, err := remote.Do(s.client, req, "notify: post to Slack webhook at "+s.host, "")
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return &slackTransportError{host: s.host, err: err}
+		return err
 	}
 	defer resp.Body.Close()
-	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	// Drain a little more so the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	reply, _, _ := remote.ReadBody(resp, 1024)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
@@ -219,7 +155,7 @@ func (s *Slack) post(ctx context.Context, body []byte) error {
 		StatusCode: resp.StatusCode,
 		Body:       asciiLine(string(reply), 100),
 		Host:       s.host,
-		RetryAfter: backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: remote.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 }
 

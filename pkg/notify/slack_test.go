@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // secret is the credential part of every test webhook URL; it must never
@@ -145,10 +146,10 @@ func debugLogger(w io.Writer) *slog.Logger {
 }
 
 // fastRetry keeps the recorded waits small and easy to check.
-var fastRetry = notify.RetryPolicy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second}
+var fastRetry = remote.Policy{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second}
 
 // newSlack returns a notifier for url with recorded sleeps and logs.
-func newSlack(t *testing.T, url string, policy notify.RetryPolicy) (*notify.Slack, *sleeper, *logBuffer) {
+func newSlack(t *testing.T, url string, policy remote.Policy) (*notify.Slack, *sleeper, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	s, err := notify.NewSlack(url, notify.WithRetryPolicy(policy), notify.WithLogger(debugLogger(logs)))
@@ -321,19 +322,19 @@ func TestSlackRespectsDeadline(t *testing.T) {
 	tests := []struct {
 		name    string
 		reply   reply
-		policy  notify.RetryPolicy
+		policy  remote.Policy
 		timeout time.Duration
 	}{
 		{
 			name:    "Retry-After past the deadline",
 			reply:   reply{status: 429, body: "rate_limited", retryAfter: "20"},
-			policy:  notify.RetryPolicy{MaxAttempts: 5, BaseDelay: time.Second, MaxDelay: time.Minute},
+			policy:  remote.Policy{MaxAttempts: 5, BaseDelay: time.Second, MaxDelay: time.Minute},
 			timeout: 10 * time.Second,
 		},
 		{
 			name:    "backoff longer than the time left",
 			reply:   reply{status: 500, body: "rollup_error"},
-			policy:  notify.RetryPolicy{MaxAttempts: 5, BaseDelay: time.Hour, MaxDelay: time.Hour},
+			policy:  remote.Policy{MaxAttempts: 5, BaseDelay: time.Hour, MaxDelay: time.Hour},
 			timeout: 30 * time.Second,
 		},
 	}
@@ -531,9 +532,9 @@ func TestNewSlackValidatesOptions(t *testing.T) {
 	}{
 		{"nil client", notify.WithHTTPClient(nil)},
 		{"nil logger", notify.WithLogger(nil)},
-		{"no attempts", notify.WithRetryPolicy(notify.RetryPolicy{BaseDelay: time.Second, MaxDelay: time.Second})},
-		{"zero base delay", notify.WithRetryPolicy(notify.RetryPolicy{MaxAttempts: 2, MaxDelay: time.Second})},
-		{"max below base", notify.WithRetryPolicy(notify.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Second, MaxDelay: time.Millisecond})},
+		{"no attempts", notify.WithRetryPolicy(remote.Policy{BaseDelay: time.Second, MaxDelay: time.Second})},
+		{"zero base delay", notify.WithRetryPolicy(remote.Policy{MaxAttempts: 2, MaxDelay: time.Second})},
+		{"max below base", notify.WithRetryPolicy(remote.Policy{MaxAttempts: 2, BaseDelay: time.Second, MaxDelay: time.Millisecond})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -559,7 +560,7 @@ func TestSlackString(t *testing.T) {
 func TestWithHTTPClientIsNotModified(t *testing.T) {
 	rcv, url := newReceiver(t, reply{status: 302, location: "/elsewhere"})
 	client := &http.Client{}
-	s, err := notify.NewSlack(url, notify.WithHTTPClient(client), notify.WithRetryPolicy(notify.RetryPolicy{MaxAttempts: 1, BaseDelay: 1, MaxDelay: 1}))
+	s, err := notify.NewSlack(url, notify.WithHTTPClient(client), notify.WithRetryPolicy(remote.Policy{MaxAttempts: 1, BaseDelay: 1, MaxDelay: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}

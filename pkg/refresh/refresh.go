@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
@@ -316,21 +316,17 @@ func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.Refresh
 	c.log.InfoContext(ctx, "refresh queued", "result", c.Result, "tableau_job_id", c.JobID, "tableau_item_id", c.ItemID)
 }
 
-// retryStore runs a write that completes a claim, retrying transient store
-// errors (the SDK retries throttling itself; this covers a slow or failed
-// call) until ctx ends. A claim taken over by another invocation is not
-// retried.
+// retryStore repeats a write that completes a claim after a transient store
+// error (the SDK retries throttling itself; this covers a slow or failed
+// call) for as long as the write's context allows: the claim's time. A
+// claim taken over by another invocation is not retried.
 func retryStore(ctx context.Context, write func(context.Context) error) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = write(ctx); err == nil || errors.Is(err, state.ErrNotHeld) {
-			return err
-		}
-		wait := backoff.Full(50*time.Millisecond, time.Second, attempt)
-		if !backoff.Fits(ctx, wait) || backoff.Sleep(ctx, wait) != nil {
-			return err
-		}
+	rt := remote.Retrier{
+		// Attempts are bounded by ctx, not by count.
+		Policy:    remote.Policy{MaxAttempts: 1 << 20, BaseDelay: 50 * time.Millisecond, MaxDelay: time.Second},
+		Retryable: func(err error) bool { return !errors.Is(err, state.ErrNotHeld) },
 	}
+	return rt.Do(ctx, write)
 }
 
 // queue resolves the target to a LUID and asks Tableau to refresh it. A LUID

@@ -19,6 +19,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
@@ -71,7 +72,7 @@ func newWorld(t testing.TB, jobs func(*dbtcloudtest.Server)) *world {
 	t.Cleanup(dbt.Close)
 	jobs(dbt)
 	client, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(dbt.URL()), dbtcloud.WithAccountID(account), dbtcloud.WithToken(token),
-		dbtcloud.WithRetryPolicy(dbtcloud.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}))
+		dbtcloud.WithRetryPolicy(remote.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func newWorld(t testing.TB, jobs func(*dbtcloudtest.Server)) *world {
 		t.Fatal(err)
 	}
 	tc, err := tableau.NewClient(tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table),
-		tableau.WithRetryPolicy(tableau.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		tableau.WithRetryPolicy(remote.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,5 +137,5 @@ func (w *world) refreshes(name string) int { return w.tab.RefreshCount(w.ids[nam
 
 func dbtcloudNewClient(url, tok string) (*dbtcloud.Client, error) {
 	return dbtcloud.NewClient(dbtcloud.WithBaseURL(url), dbtcloud.WithAccountID(account), dbtcloud.WithToken(tok),
-		dbtcloud.WithRetryPolicy(dbtcloud.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}))
+		dbtcloud.WithRetryPolicy(remote.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Second}))
 }

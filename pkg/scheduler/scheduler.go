@@ -22,13 +22,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 )
 
@@ -175,7 +175,7 @@ func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, cfg Config) (*
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = backoff.Sleep
+		cfg.Sleep = remote.Sleep
 	}
 	if cfg.Deadline == nil {
 		cfg.Deadline = func(ctx context.Context) (time.Time, bool) { return ctx.Deadline() }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 func TestSignInPAT(t *testing.T) {
@@ -96,7 +98,7 @@ func TestSignInErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+			env := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 			env.mux.HandleFunc("POST "+apiPrefix+"/auth/signin", func(w http.ResponseWriter, r *http.Request) { tt.reply(w) })
 			env.mux.HandleFunc("GET "+sitePrefix+"/jobs/job-1", func(w http.ResponseWriter, r *http.Request) {
 				t.Error("call made without a session")
@@ -260,7 +262,7 @@ func TestSignOutErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+			env := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 			env.handleSignIn(t)
 			env.mux.HandleFunc("POST "+apiPrefix+"/auth/signout", func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, tt.status, tableauError(tt.status, "", "x", ""))

@@ -1,8 +1,6 @@
 package tableau
 
 import (
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
-
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -13,12 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 const (
@@ -36,9 +35,8 @@ const (
 	maxReplyBytes = 8 << 20
 	maxErrorBytes = 64 << 10
 
-	defaultPageSize    = 1000
-	defaultHTTPTimeout = 60 * time.Second
-	userAgent          = "dbt-tableau-refresh (go)"
+	defaultPageSize = 1000
+	userAgent       = "dbt-tableau-refresh (go)"
 )
 
 // Client talks to one site of one Tableau Server or Tableau Cloud pod. It is
@@ -55,7 +53,7 @@ type Client struct {
 	store        SessionStore
 	storeKey     string
 	owner        string // identifies this Client when it holds the sign-in lease
-	retry        RetryPolicy
+	retry        remote.Policy
 	pageSize     int
 	fixedVer     string
 	sleep        func(ctx context.Context, d time.Duration) error // replaced in tests to record waits
@@ -181,10 +179,13 @@ func WithSessionStore(s SessionStore) Option {
 	}
 }
 
-// WithRetryPolicy sets how failed requests are retried. See RetryPolicy.
-func WithRetryPolicy(p RetryPolicy) Option {
+// WithRetryPolicy sets how failed requests are retried (default
+// remote.DefaultPolicy). Whatever the policy, a request that must not be
+// repeated (a refresh) is repeated only when Tableau certainly did not act
+// on it: 429, 503, or a connection that could not be made.
+func WithRetryPolicy(p remote.Policy) Option {
 	return func(c *Client) error {
-		if err := p.validate(); err != nil {
+		if err := p.Validate(); err != nil {
 			return err
 		}
 		c.retry = p
@@ -218,9 +219,9 @@ func NewClient(serverURL string, opts ...Option) (*Client, error) {
 	c := &Client{
 		baseURL:      u,
 		logger:       slog.New(slog.DiscardHandler),
-		retry:        DefaultRetryPolicy(),
+		retry:        remote.DefaultPolicy(),
 		pageSize:     defaultPageSize,
-		sleep:        backoff.Sleep,
+		sleep:        remote.Sleep,
 		leaseTTL:     30 * time.Second,
 		leaseWait:    60 * time.Second,
 		leasePoll:    25 * time.Millisecond,
@@ -236,7 +237,7 @@ func NewClient(serverURL string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("tableau: %w", err)
 		}
 	}
-	c.hc = guardRedirects(c.hc)
+	c.hc = remote.RefuseRedirects(c.hc)
 	c.owner = randomID()
 	if c.creds != nil {
 		c.storeKey = sessionKey(c.baseURL.String(), c.site, c.creds.identity())
@@ -247,62 +248,21 @@ func NewClient(serverURL string, opts ...Option) (*Client, error) {
 // parseServerURL insists on https so that tokens and PAT secrets never cross
 // the network in clear; loopback http is fine because it never leaves the host.
 func parseServerURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
+	u, err := remote.CheckURL(raw)
 	if err != nil {
-		return nil, fmt.Errorf("tableau: server URL %q: %w", raw, err)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("tableau: server URL %q has no host; want e.g. https://tableau.example.com", raw)
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("tableau: server URL must not carry credentials")
+		shown := fmt.Sprintf("%q", strings.TrimSpace(raw))
+		if strings.Contains(raw, "@") {
+			shown = "(not shown: it may carry a password)"
+		}
+		return nil, fmt.Errorf("tableau: server URL %s %w", shown, err)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("tableau: server URL %q must not have a query or fragment", raw)
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("tableau: server URL %q: https required (http is allowed only for loopback hosts)", raw)
-		}
-	default:
-		return nil, fmt.Errorf("tableau: server URL %q: scheme must be https", raw)
-	}
-	u.Scheme = strings.ToLower(u.Scheme)
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u, nil
 }
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func guardRedirects(hc *http.Client) *http.Client {
-	if hc == nil {
-		// A target map refreshes many items at once against one host; the
-		// default two idle connections per host would make most of those
-		// requests open a new TLS connection every time.
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 32
-		return &http.Client{Timeout: defaultHTTPTimeout, CheckRedirect: refuseRedirect, Transport: tr}
-	}
-	if hc.CheckRedirect != nil {
-		return hc
-	}
-	cp := *hc
-	cp.CheckRedirect = refuseRedirect
-	return &cp
-}
-
-// refuseRedirect hands the 3xx back to us; do() turns it into an *Error that
-// names the target, which is clearer than silently following it.
-func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func randomID() string {
 	b := make([]byte, 16)
@@ -427,35 +387,26 @@ func (c *Client) attempt(ctx context.Context, r *request, sess *Session) error {
 		req.Header.Set("X-Tableau-Auth", sess.Token)
 	}
 	start := time.Now()
-	resp, err := c.hc.Do(req)
+	resp, err := remote.Do(c.hc, req, "tableau:", u.Path)
 	if err != nil {
-		// Only the message of the inner error: *url.Error repeats the full URL.
-		inner := err
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			inner = ue.Err
-		}
-		c.logger.DebugContext(ctx, "tableau request failed", "method", r.method, "path", u.Path, "error", inner.Error())
-		return &TransportError{Method: r.method, Path: u.Path, Sent: !notSent(err), Err: inner}
+		c.logger.DebugContext(ctx, "tableau request failed", "method", r.method, "path", u.Path, "error", err.Error())
+		return err
 	}
 	defer resp.Body.Close()
 	limit := int64(maxReplyBytes)
 	if resp.StatusCode >= 300 {
 		limit = maxErrorBytes
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, tooLarge, err := remote.ReadBody(resp, limit)
 	c.logger.DebugContext(ctx, "tableau request", "method", r.method, "path", u.Path,
 		"status", resp.StatusCode, "bytes", len(data), "duration", time.Since(start).String())
 	if err != nil {
-		return &TransportError{Method: r.method, Path: u.Path, Sent: true, Err: fmt.Errorf("reading reply: %w", err)}
+		return &remote.TransportError{Service: "tableau:", Method: r.method, Path: u.Path, Sent: true, Err: fmt.Errorf("reading reply: %w", err)}
 	}
-	if int64(len(data)) > limit {
-		if resp.StatusCode >= 300 {
-			data = data[:limit] // an error page's start still says enough
-		} else {
-			return &FormatError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
-				Method: r.method, Path: u.Path, Received: fmt.Sprintf("a reply larger than %d bytes", limit)}
-		}
+	if tooLarge && resp.StatusCode < 300 {
+		// An error page's start still says enough; a reply cut short does not.
+		return &FormatError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
+			Method: r.method, Path: u.Path, Received: fmt.Sprintf("a reply larger than %d bytes", limit)}
 	}
 	if resp.StatusCode >= 300 {
 		return replyError(r, u.Path, resp, data)
@@ -477,17 +428,6 @@ type rawReply struct {
 	contentType string
 	path        string
 	body        []byte
-}
-
-// notSent reports a failure before any byte of the request could reach the
-// server: a failed dial or name lookup.
-func notSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var dns *net.DNSError
-	return errors.As(err, &dns)
 }
 
 func decodeJSON(r *request, path string, status int, contentType string, data []byte) error {

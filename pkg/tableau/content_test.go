@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 func TestWorkbookByID(t *testing.T) {
@@ -272,7 +274,7 @@ func TestFindListingErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+			env := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 			env.handleSignIn(t)
 			env.mux.HandleFunc("GET "+sitePrefix+"/datasources", func(w http.ResponseWriter, r *http.Request) {
 				if tt.body == "" {
@@ -348,7 +350,7 @@ func TestRefresh(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+			env := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 			env.handleSignIn(t)
 			path := sitePrefix + "/workbooks/wb-1/refresh"
 			if tt.datasource {

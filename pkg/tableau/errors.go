@@ -1,12 +1,8 @@
 package tableau
 
 import (
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
-
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -15,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Tableau error codes this package gives a meaning to.
@@ -118,6 +116,9 @@ func (e *Error) Error() string {
 	}
 	return b.String()
 }
+
+// ServerWait implements remote.Waiter: the Retry-After Tableau sent.
+func (e *Error) ServerWait() time.Duration { return e.RetryAfter }
 
 // Is lets errors.Is match the package's sentinels by status and code.
 func (e *Error) Is(target error) bool {
@@ -233,25 +234,6 @@ func (e *FormatError) Is(target error) bool { return target == ErrBadReply }
 // truncated reports a body cut short, which a later attempt may well receive whole.
 func (e *FormatError) truncated() bool { return e.Received == "truncated JSON" }
 
-// TransportError reports a request that got no HTTP reply: the connection
-// could not be made, was cut, or timed out.
-type TransportError struct {
-	Method string
-	Path   string
-	// Sent is false only when the request certainly never reached the server
-	// (the dial failed); after that, the server may have acted on it.
-	Sent bool
-	Err  error
-}
-
-// Error gives the request and the network error, not the URL's query.
-func (e *TransportError) Error() string {
-	return fmt.Sprintf("tableau: %s %s: %v", e.Method, e.Path, e.Err)
-}
-
-// Unwrap returns the network error.
-func (e *TransportError) Unwrap() error { return e.Err }
-
 // JobError reports a job that finished without success.
 type JobError struct {
 	Job *Job
@@ -320,17 +302,11 @@ func Retryable(err error) bool {
 	if errors.As(err, &fe) {
 		return fe.truncated() || fe.StatusCode >= 500
 	}
-	var tr *TransportError
+	var tr *remote.TransportError
 	if errors.As(err, &tr) {
 		// A certificate the client does not trust stays untrusted until
 		// someone fixes it.
-		var certErr *tls.CertificateVerificationError
-		var authErr x509.UnknownAuthorityError
-		var hostErr x509.HostnameError
-		if errors.As(err, &certErr) || errors.As(err, &authErr) || errors.As(err, &hostErr) {
-			return false
-		}
-		return !errors.Is(err, context.Canceled)
+		return tr.Transient()
 	}
 	var se *storeError
 	if errors.As(err, &se) {
@@ -354,7 +330,7 @@ func replyError(r *request, path string, resp *http.Response, data []byte) error
 		StatusCode: resp.StatusCode,
 		Method:     r.method,
 		Path:       path,
-		RetryAfter: backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: remote.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	body := bytes.TrimSpace(data)
 	var j struct {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Fuzz targets for what this package reads from the outside: Tableau's
@@ -523,7 +525,7 @@ func FuzzClientReply(f *testing.F) {
 		c, err := NewClient("https://tableau.example.com",
 			WithHTTPClient(&http.Client{Transport: ft}),
 			WithAPIVersion("3.23"), WithSite("mysite"), WithPAT("bot", "pat-secret"),
-			WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+			WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Unit tests in this package talk to an httptest server whose handlers check
@@ -81,7 +83,7 @@ func setup(t *testing.T, opts ...Option) *testEnv {
 		WithAPIVersion(testVersion),
 		WithSite(testSite),
 		WithPAT(testPATName, testSecret),
-		WithRetryPolicy(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Second}),
+		WithRetryPolicy(remote.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Second}),
 	}
 	c, err := NewClient(env.server.URL, append(base, opts...)...)
 	if err != nil {

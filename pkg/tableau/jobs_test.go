@@ -3,12 +3,13 @@ package tableau
 import (
 	"context"
 	"errors"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 func TestJob(t *testing.T) {
@@ -231,7 +232,7 @@ func TestWaitForJob(t *testing.T) {
 func TestWaitForJobDeadline(t *testing.T) {
 	env := setup(t)
 	env.handleSignIn(t)
-	env.client.sleep = backoff.Sleep
+	env.client.sleep = remote.Sleep
 	env.mux.HandleFunc("GET "+sitePrefix+"/jobs/job-1", func(w http.ResponseWriter, r *http.Request) {
 		writeBytes(w, 200, "application/json", fixture(t, "job_running.json"))
 	})
@@ -250,7 +251,7 @@ func TestWaitForJobDeadline(t *testing.T) {
 }
 
 func TestWaitForJobPollError(t *testing.T) {
-	env := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+	env := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 	env.handleSignIn(t)
 	var n atomic.Int32
 	env.mux.HandleFunc("GET "+sitePrefix+"/jobs/job-1", func(w http.ResponseWriter, r *http.Request) {

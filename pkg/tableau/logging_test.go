@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -154,7 +156,7 @@ func TestSignInErrorsHoldNoSecrets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+			env := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 			env.mux.HandleFunc("POST "+apiPrefix+"/auth/signin", func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 200, tt.body)
 			})

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // reply is one scripted answer of a test handler.
@@ -156,16 +158,16 @@ func TestRetryDialFailure(t *testing.T) {
 	ln.Close()
 	rec := &sleepRecorder{}
 	c, err := NewClient("http://"+addr, WithAPIVersion(testVersion), WithPAT("n", "s"),
-		WithRetryPolicy(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		WithRetryPolicy(remote.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.sleep = rec.sleep
 	c.sess = &Session{Token: "t", SiteID: "site-luid"}
 	_, err = c.RefreshWorkbook(context.Background(), "wb-1")
-	var tr *TransportError
+	var tr *remote.TransportError
 	if !errors.As(err, &tr) || tr.Sent {
-		t.Fatalf("error = %#v, want an unsent *TransportError", err)
+		t.Fatalf("error = %#v, want an unsent *remote.TransportError", err)
 	}
 	if got := len(rec.got()); got != 2 {
 		t.Errorf("waits = %d, want 2 (3 attempts)", got)
@@ -212,9 +214,9 @@ func TestRetryDroppedConnection(t *testing.T) {
 				env.mux.HandleFunc("GET "+sitePrefix+"/jobs/job-1", drop)
 				_, err = env.client.Job(context.Background(), "job-1")
 			}
-			var tr *TransportError
+			var tr *remote.TransportError
 			if !errors.As(err, &tr) || !tr.Sent {
-				t.Fatalf("error = %#v, want a sent *TransportError", err)
+				t.Fatalf("error = %#v, want a sent *remote.TransportError", err)
 			}
 			if n := attempts.Load(); n < tt.wantMin || n > tt.wantMax {
 				t.Errorf("attempts = %d, want %d..%d", n, tt.wantMin, tt.wantMax)
@@ -291,8 +293,8 @@ func TestRetryableOtherErrors(t *testing.T) {
 		{"html reply", &FormatError{StatusCode: 200, Received: "an HTML page"}, false},
 		{"truncated reply", &FormatError{StatusCode: 200, Received: "truncated JSON"}, true},
 		{"job failed", &JobError{Job: &Job{ID: "j", FinishCode: &running}}, false},
-		{"connection refused", &TransportError{Err: errors.New("connection refused")}, true},
-		{"cancelled", &TransportError{Err: context.Canceled}, false},
+		{"connection refused", &remote.TransportError{Err: errors.New("connection refused")}, true},
+		{"cancelled", &remote.TransportError{Err: context.Canceled}, false},
 		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), true},
 		{"canceled bare", context.Canceled, false},
 		{"store outage", &storeError{op: "load", err: errors.New("throttled")}, true},
@@ -353,14 +355,14 @@ func TestRetryableCertificateErrors(t *testing.T) {
 	tlsSrv.StartTLS()
 	t.Cleanup(tlsSrv.Close)
 	// The default client does not trust the test server's certificate.
-	c, err := NewClient(tlsSrv.URL, WithAPIVersion(testVersion), WithPAT("n", "s"), WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+	c, err := NewClient(tlsSrv.URL, WithAPIVersion(testVersion), WithPAT("n", "s"), WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = c.SignIn(context.Background())
-	var tr *TransportError
+	var tr *remote.TransportError
 	if !errors.As(err, &tr) {
-		t.Fatalf("error = %v, want a *TransportError", err)
+		t.Fatalf("error = %v, want a *remote.TransportError", err)
 	}
 	if Retryable(err) {
 		t.Errorf("untrusted certificate reported retryable: %v", err)

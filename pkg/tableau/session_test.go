@@ -3,12 +3,13 @@ package tableau
 import (
 	"context"
 	"errors"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 func TestMemorySessionStore(t *testing.T) {
@@ -262,7 +263,7 @@ func TestSharedSessionFlow(t *testing.T) {
 			store := &flakyStore{MemorySessionStore: mem, fail: tt.fail}
 			env := setup(t, WithSessionStore(store))
 			// Real sleeps here, but short: the lease cases need time to pass.
-			env.client.sleep = backoff.Sleep
+			env.client.sleep = remote.Sleep
 			env.client.leasePoll = time.Millisecond
 			env.client.leasePollMax = 5 * time.Millisecond
 			env.client.leaseWait = 200 * time.Millisecond

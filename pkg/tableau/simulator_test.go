@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
 )
@@ -26,7 +27,7 @@ const (
 )
 
 // fastRetries keeps waits tiny so that tests take no noticeable time.
-var fastRetries = tableau.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+var fastRetries = remote.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 
 // fastWait polls jobs quickly.
 var fastWait = &tableau.WaitOptions{Interval: 2 * time.Millisecond, MaxInterval: 10 * time.Millisecond}
@@ -657,9 +658,9 @@ func TestSimFaults(t *testing.T) {
 			case tt.wantErrIs != nil && !errors.Is(err, tt.wantErrIs):
 				t.Fatalf("error = %v, want %v", err, tt.wantErrIs)
 			case tt.wantTransport:
-				var tr *tableau.TransportError
+				var tr *remote.TransportError
 				if !errors.As(err, &tr) {
-					t.Fatalf("error = %v, want a *TransportError", err)
+					t.Fatalf("error = %v, want a *remote.TransportError", err)
 				}
 			}
 			if err != nil && tableau.Retryable(err) != tt.wantRetry {

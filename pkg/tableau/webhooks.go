@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Webhook trigger events (the value of Webhook.Event).
@@ -168,7 +170,7 @@ func (w *Webhook) validate(forCreate bool) error {
 		u, err := url.Parse(w.URL())
 		// Loopback http is let through for simulators and local receivers;
 		// a real Tableau refuses it on its own.
-		localHTTP := err == nil && u.Scheme == "http" && isLoopback(u.Hostname())
+		localHTTP := err == nil && u.Scheme == "http" && remote.IsLoopback(u.Hostname())
 		if err != nil || (u.Scheme != "https" && !localHTTP) || u.Host == "" {
 			// Tableau refuses anything else; saying so here is clearer. Only
 			// the scheme and host are named: the path may carry a secret token.

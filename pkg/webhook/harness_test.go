@@ -25,6 +25,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
@@ -133,9 +134,9 @@ func newWorld(t *testing.T, opts ...option) *world {
 	logger := logging.New(w.logs, slog.LevelDebug)
 	// Fast retries keep the tests quick; tests of behaviour under faults
 	// ask for the production policy, which honours Retry-After.
-	retry := tableau.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+	retry := remote.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 	if env[productionRetries] != "" {
-		retry = tableau.DefaultRetryPolicy()
+		retry = remote.DefaultPolicy()
 	}
 	w.deps, err = bridge.Build(ctx, cfg, logger, tableau.WithRetryPolicy(retry))
 	if err != nil {

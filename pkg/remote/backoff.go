@@ -1,9 +1,4 @@
-// Package backoff holds the waiting rules every client in the bridge shares:
-// capped exponential backoff with full jitter, the server's Retry-After, and
-// a sleep that ends with the context. Which failures are worth a retry stays
-// with each client, since only it knows whether its request is safe to
-// repeat.
-package backoff
+package remote
 
 import (
 	"context"
