@@ -86,6 +86,7 @@ type Server struct {
 	deliveries   []Delivery
 	faults       []*Fault
 	latency      time.Duration
+	meta         metaState // the Metadata API's content and settings
 	// reqMu guards requests alone: a request is recorded as its reply
 	// starts, which may be while a handler holds mu.
 	reqMu    sync.Mutex
@@ -211,6 +212,7 @@ func NewServer(opts ...Option) *Server {
 		failNext:     map[string]string{},
 		refreshCount: map[string]int{},
 		webhooks:     map[string]*webhook{},
+		meta:         newMetaState(),
 	}
 	s.owner = s.addUserLocked("admin", "SiteAdministratorCreator")
 
@@ -424,6 +426,9 @@ var routes = []route{
 }
 
 func (s *Server) dispatch(c *call) error {
+	if strings.EqualFold(strings.TrimRight(c.r.URL.Path, "/"), metadataPath) {
+		return s.serveMetadata(c)
+	}
 	rest, ok := strings.CutPrefix(c.r.URL.Path, "/api/")
 	if !ok {
 		return errUnknownResource(fmt.Sprintf("Unknown resource '%s' specified in URI.", c.r.URL.Path))
