@@ -441,8 +441,15 @@ func (s *gqlSchema) validate(typ *gqlObjectType, sel []*gqlSelection, path []str
 
 func (s *gqlSchema) validateValue(v *gqlValue, typ, arg string, path []string, declared map[string]*gqlTypeRef) []gqlError {
 	if v.kind == gqlVariable {
-		if _, ok := declared[v.raw]; !ok {
+		dt, ok := declared[v.raw]
+		if !ok {
 			return []gqlError{validationError("UndefinedVariable", path, v.loc, "Undefined variable '%s'", v.raw)}
+		}
+		// Every argument and input field here is nullable, so a variable fits
+		// when its type, non-null markers aside, is the position's.
+		if got := strings.ReplaceAll(dt.String(), "!", ""); got != typ {
+			return []gqlError{validationError("VariableTypeMismatch", path, v.loc,
+				"Variable type '%s' doesn't match expected type '%s'", dt, typ)}
 		}
 		return nil
 	}

@@ -172,6 +172,8 @@ func TestMetadataRequestErrors(t *testing.T) {
 		{"undefined variable", `{ workbooksConnection(first: $n) { totalCount } }`, nil, "ValidationError", "Undefined variable 'n'", false},
 		{"missing required variable", `query q($n: Int!) { workbooksConnection(first: $n) { totalCount } }`, nil,
 			"ValidationError", "Variable 'n' has an invalid value", false},
+		{"variable of another type", `query q($n: String) { workbooksConnection(first: $n) { totalCount } }`, nil,
+			"ValidationError", "Variable type 'String' doesn't match expected type 'Int'", false},
 		{"wrong variable type", `query q($n: Int) { workbooksConnection(first: $n) { totalCount } }`,
 			map[string]any{"n": "ten"}, "ValidationError", "Expected type 'Int'", false},
 		{"wrong variable shape", `query q($f: Workbook_Filter) { workbooks(filter: $f) { name } }`,
