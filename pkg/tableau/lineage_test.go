@@ -30,7 +30,7 @@ type lineageSite struct {
 	ordersDS, liveDS, sqlDS      string
 	sales, ops, sqlWB, unsupWB   string
 	bq, dbx                      tableautest.TableRef
-	bqDS, dbxWB, quoted, dotted  string
+	bqDS, dbxWB, quoted          string
 	orders, customers, items     tableautest.TableRef
 	quotedTable, dottedTable     tableautest.TableRef
 	camelTable                   tableautest.TableRef

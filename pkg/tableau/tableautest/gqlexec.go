@@ -39,7 +39,15 @@ type gqlSchema struct {
 	inputs  map[string]map[string]string // input type -> field -> input type
 }
 
-var gqlScalars = map[string]bool{"String": true, "Int": true, "Float": true, "Boolean": true, "ID": true, "DateTime": true}
+// wireErrorf words an error the way graphql-java does (capitalised, with
+// a full stop): its text goes to the client as it is.
+func wireErrorf(format string, args ...any) error {
+	return &wireError{fmt.Sprintf(format, args...)}
+}
+
+type wireError struct{ msg string }
+
+func (e *wireError) Error() string { return e.msg }
 
 // gqlError is one entry of a reply's "errors".
 type gqlError struct {
@@ -279,12 +287,12 @@ func (s *gqlSchema) coerceInput(v any, typ string) (any, error) {
 		if str, ok := v.(string); ok {
 			return str, nil
 		}
-		return nil, fmt.Errorf("Expected type '%s' but was '%s'.", typ, jsonKind(v))
+		return nil, wireErrorf("Expected type '%s' but was '%s'.", typ, jsonKind(v))
 	case "Boolean":
 		if b, ok := v.(bool); ok {
 			return b, nil
 		}
-		return nil, fmt.Errorf("Expected type 'Boolean' but was '%s'.", jsonKind(v))
+		return nil, wireErrorf("Expected type 'Boolean' but was '%s'.", jsonKind(v))
 	case "Int":
 		switch n := v.(type) {
 		case int:
@@ -294,7 +302,7 @@ func (s *gqlSchema) coerceInput(v any, typ string) (any, error) {
 				return int(n), nil
 			}
 		}
-		return nil, fmt.Errorf("Expected type 'Int' but was '%s'.", jsonKind(v))
+		return nil, wireErrorf("Expected type 'Int' but was '%s'.", jsonKind(v))
 	case "Float":
 		switch n := v.(type) {
 		case int:
@@ -302,24 +310,24 @@ func (s *gqlSchema) coerceInput(v any, typ string) (any, error) {
 		case float64:
 			return n, nil
 		}
-		return nil, fmt.Errorf("Expected type 'Float' but was '%s'.", jsonKind(v))
+		return nil, wireErrorf("Expected type 'Float' but was '%s'.", jsonKind(v))
 	}
 	fields, ok := s.inputs[typ]
 	if !ok {
 		if str, isStr := v.(string); isStr { // an enum
 			return str, nil
 		}
-		return nil, fmt.Errorf("Unknown type '%s'.", typ)
+		return nil, wireErrorf("Unknown type '%s'.", typ)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("Expected type '%s' but was '%s'.", typ, jsonKind(v))
+		return nil, wireErrorf("Expected type '%s' but was '%s'.", typ, jsonKind(v))
 	}
 	out := make(map[string]any, len(obj))
 	for k, fv := range obj {
 		ft, known := fields[k]
 		if !known {
-			return nil, fmt.Errorf("Input type '%s' has no field '%s'.", typ, k)
+			return nil, wireErrorf("Input type '%s' has no field '%s'.", typ, k)
 		}
 		cv, err := s.coerceInput(fv, ft)
 		if err != nil {
@@ -355,13 +363,13 @@ func literalValue(v *gqlValue, vars map[string]any) (any, error) {
 	case gqlInt:
 		n, err := strconv.Atoi(v.raw)
 		if err != nil {
-			return nil, fmt.Errorf("Int literal %s is out of range", v.raw)
+			return nil, wireErrorf("Int literal %s is out of range", v.raw)
 		}
 		return n, nil
 	case gqlFloat:
 		f, err := strconv.ParseFloat(v.raw, 64)
 		if err != nil {
-			return nil, fmt.Errorf("Float literal %s is out of range", v.raw)
+			return nil, wireErrorf("Float literal %s is out of range", v.raw)
 		}
 		return f, nil
 	case gqlString:

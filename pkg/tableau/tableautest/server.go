@@ -19,7 +19,11 @@
 //   - webhooks, delivered to real HTTP receivers with retries and optional
 //     duplicates;
 //   - XML replies unless the request asks for JSON, and injected faults
-//     (429 with Retry-After, 5xx, dropped connections, latency).
+//     (429 with Retry-After, 5xx, dropped connections, latency);
+//   - the Metadata API (GraphQL at /api/metadata/graphql) over a lineage model
+//     of databases, tables, published and embedded data sources, workbooks
+//     and custom SQL, with its node limit, partial results and error codes
+//     (see metadata.go and lineage.go).
 //
 // Tableau's JSON renders XML attributes as strings, so numbers such as
 // pagination counts, job progress, finishCode and a webhook test's status are
