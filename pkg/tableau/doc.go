@@ -1,7 +1,9 @@
 // Package tableau is a client for the Tableau REST API
 // (https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api.htm),
 // limited to what refreshing extracts after dbt runs needs: find workbooks
-// and data sources, start refreshes, follow jobs, manage webhooks.
+// and data sources, start refreshes, follow jobs, manage webhooks; and of
+// the Metadata API (GraphQL), to learn which content reads which database
+// tables (QueryMetadata, FetchLineagePage, WalkLineage, LookupTables).
 //
 // Refreshing a workbook by name:
 //
@@ -37,6 +39,21 @@
 // (WithConnectedApp) avoids the problem: each sign-in presents a fresh JWT
 // and starts a session of its own without ending the others, so instances
 // need no store. Prefer it where the site allows connected apps.
+//
+// # Lineage
+//
+// An index of which content reads which tables is built page by page
+// (FetchLineagePage, or WalkLineage within a deadline) from a LineageCursor
+// the caller keeps, so a build too big for one Lambda invocation resumes in
+// the next. Pages shrink when Tableau's node or time limit is hit. Tables the
+// index does not know are looked up together in one query (LookupTables).
+// Edges applies Tableau's rules: published extracts are refreshed as data
+// sources, embedded extracts through their workbook, a workbook that only
+// reads published data sources needs nothing of its own, live connections
+// have nothing to refresh. When lineage cannot be read at all the error says
+// why and MetadataFix names the fix: the Metadata API switched off on
+// Tableau Server (ErrMetadataDisabled), or a user not allowed to read it
+// (ErrLineageForbidden; tables hidden from it are counted as HiddenTables).
 //
 // Nothing this package logs contains a token, a PAT secret or a JWT.
 package tableau

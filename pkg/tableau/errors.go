@@ -272,7 +272,8 @@ func (e *storeError) Unwrap() error { return e.err }
 
 // Retryable reports whether a later retry of the same work may succeed: rate
 // limits (429), server errors (5xx), connection failures, timeouts, truncated
-// replies and session-store outages. It is false for errors that need a
+// replies, session-store outages and Metadata API queries that ran out of
+// time. It is false for errors that need a
 // person to change something: 400, 401001 (bad credentials), 403, 404,
 // 409090 (no extract), ambiguous or missing names, a failed job, a reply
 // that is not JSON.
@@ -282,6 +283,12 @@ func (e *storeError) Unwrap() error { return e.err }
 func Retryable(err error) bool {
 	if err == nil {
 		return false
+	}
+	var me *MetadataError
+	if errors.As(err, &me) && me.HTTP == nil {
+		// A query that ran out of time may finish another time; every other
+		// GraphQL error needs the query or the server's settings changed.
+		return me.StatusCode >= 500 || me.timeLimit()
 	}
 	var te *Error
 	if errors.As(err, &te) {

@@ -90,3 +90,35 @@ func ExampleRetryable() {
 	fmt.Println(errors.Is(err, tableau.ErrNoExtract), tableau.Retryable(err))
 	// Output: true false
 }
+
+// Find what reads the tables a dbt run rebuilt, and what to refresh: the
+// published extract as a data source, the embedded extract through its
+// workbook; the workbook that only reads the published source needs nothing
+// of its own, and the live source has nothing to refresh.
+func ExampleClient_LookupTables() {
+	srv := tableautest.NewServer()
+	defer srv.Close()
+	srv.AddPAT("refresh-bot", "s3cret")
+	orders := tableautest.TableRef{Database: "ANALYTICS", Schema: "MARTS", Name: "ORDERS", ConnectionType: "snowflake"}
+	ds := srv.AddDatasource("Orders", "Finance", tableautest.ReadsTables(orders))
+	srv.AddDatasource("Orders (live)", "Finance", tableautest.NoExtract(), tableautest.ReadsTables(orders))
+	srv.AddWorkbook("Sales", "Finance", tableautest.UsesDatasources(ds))
+	srv.AddWorkbook("Ops", "Ops", tableautest.ReadsTables(orders))
+
+	c, err := tableau.NewClient(srv.URL(), tableau.WithPAT("refresh-bot", "s3cret"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	found, err := c.LookupTables(context.Background(), []string{"orders"}) // as dbt names it
+	if err != nil {
+		log.Fatal(tableau.MetadataFix(err), err)
+	}
+	for _, e := range found.Edges() {
+		if e.Target.Extract {
+			fmt.Printf("refresh %s %q (%s reads %s)\n", e.Target.Kind, e.Target.Name, e.Via, e.Table.FullName)
+		}
+	}
+	// Output:
+	// refresh datasource "Orders" (published data source reads [MARTS].[ORDERS])
+	// refresh workbook "Ops" (embedded data source "Ops" reads [MARTS].[ORDERS])
+}

@@ -30,6 +30,7 @@ type item struct {
 	created    time.Time
 	updated    time.Time
 	hasExtract bool
+	lineage    *itemLineage // what the Metadata API says it reads
 }
 
 // ItemOption adjusts a workbook or data source added with AddWorkbook or
@@ -86,6 +87,7 @@ func (s *Server) addItem(kind, name, projectName string, opts []ItemOption) stri
 	if u := s.users[it.owner.id]; u != nil {
 		it.owner = u
 	}
+	s.resolveLineageLocked(it)
 	it.contentURL = s.uniqueContentURLLocked(kind, name)
 	s.items[it.id] = it
 	s.itemOrder = append(s.itemOrder, it)

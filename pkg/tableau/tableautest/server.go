@@ -19,7 +19,11 @@
 //   - webhooks, delivered to real HTTP receivers with retries and optional
 //     duplicates;
 //   - XML replies unless the request asks for JSON, and injected faults
-//     (429 with Retry-After, 5xx, dropped connections, latency).
+//     (429 with Retry-After, 5xx, dropped connections, latency);
+//   - the Metadata API (GraphQL at /api/metadata/graphql) over a lineage model
+//     of databases, tables, published and embedded data sources, workbooks
+//     and custom SQL, with its node limit, partial results and error codes
+//     (see metadata.go and lineage.go).
 //
 // Tableau's JSON renders XML attributes as strings, so numbers such as
 // pagination counts, job progress, finishCode and a webhook test's status are
@@ -86,6 +90,7 @@ type Server struct {
 	deliveries   []Delivery
 	faults       []*Fault
 	latency      time.Duration
+	meta         metaState // the Metadata API's content and settings
 	// reqMu guards requests alone: a request is recorded as its reply
 	// starts, which may be while a handler holds mu.
 	reqMu    sync.Mutex
@@ -211,6 +216,7 @@ func NewServer(opts ...Option) *Server {
 		failNext:     map[string]string{},
 		refreshCount: map[string]int{},
 		webhooks:     map[string]*webhook{},
+		meta:         newMetaState(),
 	}
 	s.owner = s.addUserLocked("admin", "SiteAdministratorCreator")
 
@@ -424,6 +430,9 @@ var routes = []route{
 }
 
 func (s *Server) dispatch(c *call) error {
+	if strings.EqualFold(strings.TrimRight(c.r.URL.Path, "/"), metadataPath) {
+		return s.serveMetadata(c)
+	}
 	rest, ok := strings.CutPrefix(c.r.URL.Path, "/api/")
 	if !ok {
 		return errUnknownResource(fmt.Sprintf("Unknown resource '%s' specified in URI.", c.r.URL.Path))
