@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/backoff"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Lineage from the Metadata API: which Tableau content reads which database
@@ -622,7 +622,7 @@ func (c *Client) FetchLineagePage(ctx context.Context, cur LineageCursor) (*Line
 func (c *Client) WalkLineage(ctx context.Context, cur LineageCursor, visit func(*LineagePage) error) (LineageCursor, error) {
 	var slowest time.Duration
 	for !cur.Done() {
-		if slowest > 0 && !backoff.Fits(ctx, 2*slowest) {
+		if slowest > 0 && !remote.Fits(ctx, 2*slowest) {
 			c.logger.InfoContext(ctx, "tableau lineage walk stopping before the deadline",
 				"stage", string(cur.Stage), "slowest_page", slowest)
 			return cur, nil

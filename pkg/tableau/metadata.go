@@ -246,7 +246,7 @@ const HiddenTablesFix = fixLineageRole
 // data (which may be nil). A reply with errors returns a *MetadataError,
 // after decoding whatever data came with them (Partial), so a caller may
 // keep partial results. Transport and HTTP failures are the errors of the
-// REST calls (*Error, *TransportError, *FormatError), retried and re-signed
+// REST calls (*Error, *remote.TransportError, *FormatError), retried and re-signed
 // in the same way.
 //
 // See https://help.tableau.com/current/api/metadata_api/en-us/docs/meta_api_start.html.

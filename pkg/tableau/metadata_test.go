@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // Wire-level tests of the Metadata API call: what goes out, and how each
@@ -87,7 +89,7 @@ func TestQueryMetadataReplies(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := setup(t, WithRetryPolicy(RetryPolicy{MaxAttempts: 1}))
+			env := setup(t, WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
 			env.handleSignIn(t)
 			env.mux.HandleFunc("POST "+metadataPath, func(w http.ResponseWriter, r *http.Request) {
 				ct := tc.contentType
