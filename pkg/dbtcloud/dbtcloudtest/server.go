@@ -201,6 +201,7 @@ type job struct {
 	outcome                      int
 	errorMessage                 string
 	stuck                        bool
+	steps                        []Step
 }
 
 // JobOption configures a job added with AddJob.
@@ -253,7 +254,7 @@ func (s *Server) AddJob(id int64, name string, opts ...JobOption) {
 	j := &job{
 		id: id, name: name, environmentID: 218762, projectID: 167194,
 		queued: DefaultQueued, starting: DefaultStarting, running: DefaultRunning,
-		outcome: statusSuccess, errorMessage: DefaultErrorMessage,
+		outcome: statusSuccess, errorMessage: DefaultErrorMessage, steps: DemoSteps(),
 	}
 	for _, opt := range opts {
 		opt(j)
