@@ -90,7 +90,7 @@ func aliasTargets(value json.RawMessage) ([]string, error) {
 	for _, n := range names {
 		to, err := aliasName(n)
 		if err != nil {
-			return nil, fmt.Errorf("Tableau database name %q: %w", n, err)
+			return nil, fmt.Errorf("value %q: %w", n, err)
 		}
 		if !slices.Contains(out, to) {
 			out = append(out, to)

@@ -25,7 +25,7 @@ func TestParseAliases(t *testing.T) {
 		{name: "an array", in: `["analytics"]`, wantErr: "must be a JSON object"},
 		{name: "a number value", in: `{"analytics": 1}`, wantErr: `alias "analytics": value must be a Tableau database name or a list of names, got 1`},
 		{name: "an object value", in: `{"analytics": {"to": "X"}}`, wantErr: "value must be"},
-		{name: "empty value", in: `{"analytics": ""}`, wantErr: `alias "analytics": Tableau database name "": database name is empty`},
+		{name: "empty value", in: `{"analytics": ""}`, wantErr: `alias "analytics": value "": database name is empty`},
 		{name: "null value", in: `{"analytics": null}`, wantErr: "database name is empty"},
 		{name: "empty list", in: `{"analytics": []}`, wantErr: "list of Tableau database names is empty"},
 		{name: "empty key", in: `{"": "X"}`, wantErr: "database name is empty"},
