@@ -11,6 +11,10 @@
 // error (20) or cancelled (30) as the server's clock passes each job's
 // timings. The state is computed from the clock whenever it is read, so a
 // test with a fake clock can play a forty-minute run in a microsecond.
+//
+// A run goes through its job's steps (run_steps, with include_related), and
+// once it has finished serves each step's artifacts, such as run_results.json
+// and manifest.json; by default those of a demo dbt project, see DemoSteps.
 package dbtcloudtest
 
 import (
