@@ -92,6 +92,7 @@ BENCHTIME ?= 200x
 bench: deps
 	@{ $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./pkg/webhook/ ; \
 	   $(GO) test -run '^$$' -bench VerifySignature ./pkg/dbtcloud/ ; \
+	   $(GO) test -run '^$$' -bench ReadManifest -benchtime 1x ./pkg/dbtartifacts/ ; \
 	   $(GO) test -run '^$$' -bench ScheduledRunCost -benchtime 5x ./pkg/scheduler/ ; \
 	   $(GO) test -run '^$$' -bench ColdStart -benchtime 60x ./functions/webhook/ ; \
 	   $(GO) test -count=1 -v -run 'TestLoad' ./pkg/webhook/ ; } 2>&1 | $(GO) run ./cmd/benchtable

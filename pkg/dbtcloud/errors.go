@@ -78,15 +78,16 @@ func (e *Error) Is(target error) bool {
 }
 
 // Retryable reports whether err is a transient failure worth trying again
-// later: a 429, a 5xx, or a connection failure. It is false for a caller's
-// cancelled or expired context, for 4xx replies, and for errors wrapping
-// ErrTriggerOutcomeUnknown, because repeating that trigger may start a second
-// run.
+// later: a 429, a 5xx, a connection failure, or an artifact that is not
+// available yet (ErrArtifactNotAvailable). It is false for a caller's
+// cancelled or expired context, for other 4xx replies, and for errors
+// wrapping ErrTriggerOutcomeUnknown, because repeating that trigger may start
+// a second run.
 func Retryable(err error) bool {
 	if err == nil || errors.Is(err, ErrTriggerOutcomeUnknown) {
 		return false
 	}
-	return transient(err)
+	return transient(err) || errors.Is(err, ErrArtifactNotAvailable)
 }
 
 func transient(err error) bool {

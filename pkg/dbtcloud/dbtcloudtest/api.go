@@ -36,6 +36,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v2/accounts/{account}/runs/{$}", s.handleListRuns)
 	mux.HandleFunc("GET /api/v2/accounts/{account}/runs/{run}/{$}", s.handleGetRun)
 	mux.HandleFunc("POST /api/v2/accounts/{account}/runs/{run}/cancel/{$}", s.handleCancel)
+	mux.HandleFunc("GET /api/v2/accounts/{account}/runs/{run}/artifacts/{path...}", s.handleArtifact)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, msgNotFound, "", nil)
 	})
@@ -218,7 +219,12 @@ func (s *Server) handleGetRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, msgNotFound, "", nil)
 		return
 	}
-	writeData(w, s.apiRunLocked(run, s.now(), related["trigger"], related["job"]), nil)
+	now := s.now()
+	out := s.apiRunLocked(run, now, related["trigger"], related["job"])
+	if related["run_steps"] {
+		out.RunSteps = s.apiStepsLocked(run, run.stateAt(now), now)
+	}
+	writeData(w, out, nil)
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
@@ -378,7 +384,11 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) {
 	end := min(start+int(limit), total)
 	page := make([]apiRun, 0, end-start)
 	for _, rw := range rows[start:end] {
-		page = append(page, s.apiRunLocked(rw.r, now, related["trigger"], related["job"]))
+		out := s.apiRunLocked(rw.r, now, related["trigger"], related["job"])
+		if related["run_steps"] {
+			out.RunSteps = s.apiStepsLocked(rw.r, rw.st, now)
+		}
+		page = append(page, out)
 	}
 	filters := map[string]any{"account_id": s.accountID, "limit": limit, "offset": offset}
 	if jobID != 0 {
@@ -439,7 +449,7 @@ type apiRun struct {
 	Trigger                 *apiTrigger `json:"trigger"`
 	Job                     *apiJobBody `json:"job"`
 	Environment             any         `json:"environment"`
-	RunSteps                []any       `json:"run_steps"`
+	RunSteps                []apiStep   `json:"run_steps"`
 	StatusHumanized         string      `json:"status_humanized"`
 	InProgress              bool        `json:"in_progress"`
 	IsComplete              bool        `json:"is_complete"`
@@ -498,7 +508,11 @@ type apiJobBody struct {
 func (s *Server) apiJob(j *job) *apiJobBody {
 	b := &apiJobBody{
 		ID: j.id, AccountID: s.accountID, ProjectID: j.projectID, EnvironmentID: j.environmentID,
-		Name: j.name, ExecuteSteps: []string{"dbt build"}, State: 1,
+		Name: j.name, State: 1,
+	}
+	b.ExecuteSteps, b.GenerateDocs = executeSteps(j.steps)
+	if len(b.ExecuteSteps) == 0 {
+		b.ExecuteSteps = []string{"dbt build"}
 	}
 	b.Settings.Threads = 4
 	b.Settings.TargetName = "default"
@@ -517,7 +531,7 @@ func (s *Server) apiRunLocked(r *run, now time.Time, withTrigger, withJob bool) 
 		EnvironmentID: r.job.environmentID, ProjectID: r.job.projectID,
 		JobDefinitionID: r.job.id, JobID: r.job.id,
 		Status: st.status, StatusHumanized: humanStatus(st.status),
-		DBTVersion: dbtVersion, ScribeEnabled: true, BlockedBy: []int64{}, RunSteps: []any{},
+		DBTVersion: dbtVersion, ScribeEnabled: true, BlockedBy: []int64{}, RunSteps: []apiStep{},
 		CreatedAt: apiTime(r.created), UpdatedAt: apiTime(st.updated),
 		InProgress:  !terminal(st.status),
 		IsComplete:  terminal(st.status),

@@ -11,6 +11,10 @@
 // error (20) or cancelled (30) as the server's clock passes each job's
 // timings. The state is computed from the clock whenever it is read, so a
 // test with a fake clock can play a forty-minute run in a microsecond.
+//
+// A run goes through its job's steps (run_steps, with include_related), and
+// once it has finished serves each step's artifacts, such as run_results.json
+// and manifest.json; by default those of a demo dbt project, see DemoSteps.
 package dbtcloudtest
 
 import (
@@ -201,6 +205,7 @@ type job struct {
 	outcome                      int
 	errorMessage                 string
 	stuck                        bool
+	steps                        []Step
 }
 
 // JobOption configures a job added with AddJob.
@@ -253,7 +258,7 @@ func (s *Server) AddJob(id int64, name string, opts ...JobOption) {
 	j := &job{
 		id: id, name: name, environmentID: 218762, projectID: 167194,
 		queued: DefaultQueued, starting: DefaultStarting, running: DefaultRunning,
-		outcome: statusSuccess, errorMessage: DefaultErrorMessage,
+		outcome: statusSuccess, errorMessage: DefaultErrorMessage, steps: DemoSteps(),
 	}
 	for _, opt := range opts {
 		opt(j)
