@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // ErrArtifactNotAvailable: dbt Cloud answered 404 for a run's artifact. The
@@ -119,41 +121,33 @@ func (c *Client) GetArtifact(ctx context.Context, runID int64, path string, step
 
 // openStream sends a GET, retrying like do until a 2xx reply arrives, and
 // returns its body unread. It is do for replies too big to buffer; it shares
-// do's error mapping (newError), retry policy (retryWait, transient) and
-// transport errors.
+// do's error mapping (newError) and retry rules (transient).
 func (c *Client) openStream(ctx context.Context, path string, query url.Values) (io.ReadCloser, error) {
 	u := *c.baseURL
 	u.Path = path
 	u.RawQuery = query.Encode()
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("dbt Cloud API GET %s: %w", path, err)
-		}
-		body, err := c.sendStream(ctx, u.String(), path)
-		if err == nil {
-			return body, nil
-		}
-		if ctx.Err() != nil || !transient(err) {
-			return nil, err
-		}
-		if attempt >= c.retry.MaxAttempts {
-			c.logger.WarnContext(ctx, "dbt Cloud request failed; no attempts left",
-				"method", "GET", "path", path, "attempts", attempt, "error", err)
-			return nil, err
-		}
-		delay := c.retryWait(attempt, err)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
-			return nil, fmt.Errorf("%w (not retried: waiting %s would pass the context deadline)", err, delay)
-		}
-		c.logger.WarnContext(ctx, "dbt Cloud request failed; retrying",
-			"method", "GET", "path", path, "attempt", attempt, "wait", delay, "error", err)
-		if sleepErr := c.sleep(ctx, delay); sleepErr != nil {
-			return nil, fmt.Errorf("%w (gave up waiting to retry: %w)", err, sleepErr)
-		}
+	rt := remote.Retrier{
+		Policy:    c.retry,
+		Retryable: transient,
+		Sleep:     c.sleep,
+		Jitter:    c.jitter,
+		OnRetry: func(ctx context.Context, attempt int, wait time.Duration, err error) {
+			c.logger.WarnContext(ctx, "dbt Cloud request failed; retrying",
+				"method", "GET", "path", path, "attempt", attempt, "retry_in", wait.String(), "error", err)
+		},
 	}
+	var body io.ReadCloser
+	err := rt.Do(ctx, func(ctx context.Context) error {
+		var err error
+		body, err = c.sendStream(ctx, u.String(), path)
+		return err
+	})
+	return body, err
 }
 
-// sendStream makes one GET and hands back the body of a 2xx reply.
+// sendStream makes one GET and hands back the body of a 2xx reply. The
+// client's per-attempt timeout would cut a long manifest download short:
+// here the context alone bounds it.
 func (c *Client) sendStream(ctx context.Context, target, path string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", target, nil)
 	if err != nil {
@@ -164,15 +158,17 @@ func (c *Client) sendStream(ctx context.Context, target, path string) (io.ReadCl
 	// other files a run leaves.
 	req.Header.Set("Accept", "application/json, */*")
 	req.Header.Set("User-Agent", userAgent)
-	resp, err := c.httpClient.Do(req)
+	hc := *c.httpClient
+	hc.Timeout = 0
+	resp, err := remote.Do(&hc, req, service, path)
 	if err != nil {
-		return nil, &transportError{method: "GET", path: path, err: err}
+		return nil, err
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return &streamBody{ReadCloser: resp.Body, path: path}, nil
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+	raw, _, _ := remote.ReadBody(resp, maxErrorBodyBytes)
 	return nil, c.newError(resp, raw, "GET", path)
 }
 
@@ -186,7 +182,7 @@ type streamBody struct {
 func (b *streamBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
-		err = &transportError{method: "GET", path: b.path, err: err}
+		err = &remote.TransportError{Service: service, Method: "GET", Path: b.path, Sent: true, Err: err}
 	}
 	return n, err
 }

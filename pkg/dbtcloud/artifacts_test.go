@@ -129,7 +129,7 @@ func TestGetArtifactRetries(t *testing.T) {
 func TestGetArtifactStreams(t *testing.T) {
 	c, mux, _ := setup(t)
 	release := make(chan struct{})
-	const size = 3 * maxBodyBytes // larger than anything do would accept
+	const size = 3 * int(maxBodyBytes) // larger than anything do would accept
 	mux.HandleFunc("/api/v2/accounts/1/runs/7/artifacts/manifest.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(size))
@@ -156,7 +156,7 @@ func TestGetArtifactStreams(t *testing.T) {
 	}
 	close(release)
 	n, err := io.Copy(io.Discard, rc)
-	if err != nil || n+int64(len(first)) != size {
+	if err != nil || n+int64(len(first)) != int64(size) {
 		t.Errorf("read %d more bytes, %v; want %d in all", n, err, size)
 	}
 }
