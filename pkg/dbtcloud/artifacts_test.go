@@ -91,7 +91,7 @@ func TestGetArtifactRetries(t *testing.T) {
 	}{
 		{"503 then ok", []int{503, 200}, nil, []time.Duration{10 * ms}},
 		{"dropped connection then ok", []int{0, 200}, nil, []time.Duration{10 * ms}},
-		{"429 waits for Retry-After", []int{429, 200}, nil, []time.Duration{7 * time.Second}},
+		{"429 asking for more than MaxDelay is left to the caller", []int{429, 200}, ErrRateLimited, nil},
 		{"500 until attempts run out", []int{500}, errors.New("500"), []time.Duration{10 * ms, 20 * ms, 40 * ms}},
 		{"401 is final", []int{401, 200}, ErrUnauthorized, nil},
 	}
