@@ -15,13 +15,15 @@ EVENT     ?= events/dbt-run-succeeded.json
 
 .PHONY: run invoke test vet unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz secret-set secret-get secret-keys
 
+# The demo (DEMO=true): the in-process Tableau and dbt Cloud simulators
+# with demo content, no AWS.
 run:
-	$(GO) run ./functions/webhook -listen 127.0.0.1:3000
+	DEMO=true $(GO) run ./functions/webhook -listen 127.0.0.1:3000
 
 # The sample events carry fixed timestamps and are signed with the demo
 # secret; the long event age keeps them from being ignored as replays.
 invoke:
-	WEBHOOK_MAX_EVENT_AGE=$${WEBHOOK_MAX_EVENT_AGE:-876000h} IDEMPOTENCY_RETENTION=$${IDEMPOTENCY_RETENTION:-876001h} \
+	DEMO=$${DEMO:-true} WEBHOOK_MAX_EVENT_AGE=$${WEBHOOK_MAX_EVENT_AGE:-876000h} IDEMPOTENCY_RETENTION=$${IDEMPOTENCY_RETENTION:-876001h} \
 	$(GO) run ./functions/$(FUNCTION) -event $(EVENT)
 
 test: deps vet unit lint-template check-map
@@ -52,7 +54,7 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	# The Lambda bootstrap compiles a few files of its own (pkg/bridge/awsconfig_lambda.go).
+	# The Lambda bootstrap compiles a few files of its own (pkg/app/awsconfig_lambda.go).
 	$(GO) vet -tags lambda.norpc ./...
 
 unit:

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/app"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/config"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/localrun"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
 )
 
 // TestLocalRecipe follows, word for word, the recipe `make run` prints for
@@ -22,21 +22,20 @@ import (
 func TestLocalRecipe(t *testing.T) {
 	d := demo.Start()
 	t.Cleanup(d.Close)
-	cfg, err := bridge.FromEnv(func(k string) string { return d.Env[k] })
+	cfg, err := config.FromEnv(func(k string) string { return d.Env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
 	logger := logging.New(logs, slog.LevelInfo)
-	deps, err := bridge.Build(t.Context(), cfg, logger)
+	a, err := app.Build(t.Context(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tabHook, err := webhook.NewTableau(deps.Secrets, deps.Store, deps.Tracker, logger)
+	router, err := a.WebhookRouter()
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.TableauRoute: tabHook.Handle}, logger)
 	api := httptest.NewServer(&localrun.Server{Handler: router.Handle, Routes: router.Routes(), Timeout: 12 * time.Second})
 	t.Cleanup(api.Close)
 	addr := strings.TrimPrefix(api.URL, "http://")

@@ -1,8 +1,9 @@
 // Command scheduler is the scheduled Lambda function: on each tick it runs
 // the dbt Cloud jobs the event names, follows them, and refreshes their
-// Tableau targets when they succeed. It runs as a Lambda when
+// Tableau targets when they succeed; every five minutes it follows the runs
+// and Tableau refresh jobs in flight. It runs as a Lambda when
 // AWS_LAMBDA_RUNTIME_API is set; otherwise it handles one event file
-// (-event), against the local simulators when no deployment is configured.
+// (-event), against the simulators when DEMO=true.
 package main
 
 import (
@@ -15,9 +16,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/app"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/localrun"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
 )
 
 func main() {
@@ -33,24 +33,12 @@ func run() error {
 	flag.Parse()
 	ctx := context.Background()
 
-	deps, _, stop, err := bridge.Start(ctx)
+	a, _, stop, err := app.Start(ctx)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	// Without DBT_ACCOUNT_ID the function still follows the Tableau jobs the
-	// webhook queued; only ticks that name dbt jobs need dbt Cloud.
-	var dbt scheduler.DBT
-	if c := deps.DBT(); c != nil {
-		dbt = c
-	} else {
-		deps.Logger.InfoContext(ctx, "scheduled path off: DBT_ACCOUNT_ID is not set; follow-ups still follow Tableau refresh jobs")
-	}
-	cfg := deps.Config
-	s, err := scheduler.New(dbt, deps.Runs, deps.Refresher, scheduler.Config{
-		Map: cfg.Map, PollWindow: cfg.PollWindow, QueueLimit: cfg.QueueLimit, CancelStuck: cfg.CancelStuck, Logger: deps.Logger,
-		Alerts: deps.Alerts, Follower: deps.Tracker,
-	})
+	s, err := a.Scheduler()
 	if err != nil {
 		return err
 	}

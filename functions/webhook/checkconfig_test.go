@@ -72,7 +72,7 @@ func TestInvokeSeparatesReplyFromLogs(t *testing.T) {
 	bin := buildBootstrap(t, ".", runtime.GOOS, runtime.GOARCH)
 	cmd := exec.Command(bin, "-event", "../../events/dbt-run-succeeded.json")
 	// The demo, as make invoke runs it.
-	cmd.Env = []string{"HOME=" + t.TempDir(), "WEBHOOK_MAX_EVENT_AGE=876000h", "IDEMPOTENCY_RETENTION=876001h"}
+	cmd.Env = []string{"HOME=" + t.TempDir(), "DEMO=true", "WEBHOOK_MAX_EVENT_AGE=876000h", "IDEMPOTENCY_RETENTION=876001h"}
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -1,7 +1,8 @@
-// Command webhook is the Lambda function behind POST /dbt/webhook. It runs as
-// a Lambda when AWS_LAMBDA_RUNTIME_API is set; otherwise it serves the route
-// locally (-listen) or handles one event file (-event), against the local
-// simulators when no deployment is configured.
+// Command webhook is the Lambda function behind the HTTP API: dbt Cloud's
+// webhook (POST /dbt/webhook) and Tableau's (POST /tableau/webhook/{token}).
+// It runs as a Lambda when AWS_LAMBDA_RUNTIME_API is set; otherwise it
+// serves the routes locally (-listen) or handles one event file (-event),
+// against the simulators when DEMO=true.
 package main
 
 import (
@@ -14,10 +15,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/app"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/config"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/localrun"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
 )
 
 func main() {
@@ -31,7 +32,7 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:3000", "address to serve the HTTP API on when run locally")
 	event := flag.String("event", "", "handle one API Gateway v2 event from this JSON file, print the response and exit")
 	checkMap := flag.Bool("check-map", false, "validate REFRESH_MAP or REFRESH_MAP_FILE and exit")
-	checkConfig := flag.Bool("check-config", false, "validate the whole configuration a deployment would run with (no demo) and exit")
+	checkConfig := flag.Bool("check-config", false, "validate the whole configuration a deployment would run with and exit")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -44,35 +45,30 @@ func run() error {
 		fmt.Printf("refresh map OK: %s\n", m)
 		return nil
 	case *checkConfig:
-		cfg, err := bridge.FromEnv(os.Getenv)
+		cfg, err := config.FromEnv(os.Getenv)
 		if err != nil {
 			return err
 		}
 		fmt.Print(cfg.Describe())
 		return nil
 	}
-	deps, d, stop, err := bridge.Start(ctx)
+	a, d, stop, err := app.Start(ctx)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	dbtHook, err := webhook.New(deps.Secrets, deps.Refresher, webhook.Config{Map: deps.Config.Map, MaxEventAge: deps.Config.MaxEventAge, Logger: deps.Logger})
+	router, err := a.WebhookRouter()
 	if err != nil {
 		return err
 	}
-	tableauHook, err := webhook.NewTableau(deps.Secrets, deps.Store, deps.Tracker, deps.Logger)
-	if err != nil {
-		return err
-	}
-	h := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}, deps.Logger)
 	switch {
 	case os.Getenv("AWS_LAMBDA_RUNTIME_API") != "":
-		lambda.Start(h.Handle)
+		lambda.Start(router.Handle)
 		return nil
 	case *event != "":
-		return localrun.Invoke(ctx, *event, 12*time.Second, h.Handle, os.Stdout)
+		return localrun.Invoke(ctx, *event, 12*time.Second, router.Handle, os.Stdout)
 	}
-	srv := &localrun.Server{Handler: h.Handle, Routes: h.Routes(), Timeout: 12 * time.Second, Logger: deps.Logger}
+	srv := &localrun.Server{Handler: router.Handle, Routes: router.Routes(), Timeout: 12 * time.Second, Logger: a.Logger}
 	if d != nil {
 		if err := d.PrintInstructions(os.Stderr, *listen); err != nil {
 			return err

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,43 +29,23 @@ import (
 // for each function: Globals' and the function's own.
 func templateVariables(t *testing.T) map[string][]string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "template.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	section := regexp.MustCompile(`^  ([A-Za-z0-9]+):\s*$`) // Globals' Function:, or a resource
-	key := regexp.MustCompile(`^(\s+)([A-Z][A-Z0-9_]*):`)
-	vars := map[string][]string{}
-	owner, varsIndent := "", -1
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		line := sc.Text()
-		if m := section.FindStringSubmatch(line); m != nil {
-			owner, varsIndent = m[1], -1
-			continue
+	tpl := loadTemplate(t)
+	out := map[string][]string{}
+	for _, fn := range []string{"WebhookFunction", "SchedulerFunction"} {
+		var names []string
+		for k := range tpl.Globals.Function.Environment.Variables {
+			names = append(names, k)
 		}
-		if strings.TrimSpace(line) == "Variables:" {
-			varsIndent = len(line) - len(strings.TrimLeft(line, " "))
-			continue
+		for k := range tpl.Resources[fn].Properties.Environment.Variables {
+			names = append(names, k)
 		}
-		if varsIndent >= 0 {
-			if m := key.FindStringSubmatch(line); m != nil && len(m[1]) > varsIndent {
-				vars[owner] = append(vars[owner], m[2])
-				continue
-			}
-			if strings.TrimSpace(line) != "" {
-				varsIndent = -1
-			}
-		}
+		sort.Strings(names)
+		out[fn] = names
 	}
-	global := vars["Function"]
-	if len(global) == 0 || len(vars["SchedulerFunction"]) == 0 {
-		t.Fatalf("found no Environment.Variables in template.yaml's Globals and SchedulerFunction: %v", vars)
+	if len(tpl.Globals.Function.Environment.Variables) == 0 || len(tpl.Resources["SchedulerFunction"].Properties.Environment.Variables) == 0 {
+		t.Fatalf("found no Environment.Variables in template.yaml's Globals and SchedulerFunction: %v", out)
 	}
-	return map[string][]string{
-		"WebhookFunction":   append(slices.Clone(global), vars["WebhookFunction"]...),
-		"SchedulerFunction": append(slices.Clone(global), vars["SchedulerFunction"]...),
-	}
+	return out
 }
 
 func envJSON(t *testing.T) map[string]string {

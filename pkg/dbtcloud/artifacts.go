@@ -153,7 +153,11 @@ func (c *Client) sendStream(ctx context.Context, target, path string) (io.ReadCl
 	if err != nil {
 		return nil, fmt.Errorf("build request GET %s: %w", path, err)
 	}
-	req.Header.Set("Authorization", "Token "+c.token)
+	token, err := c.token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Token "+token)
 	// Artifacts are JSON files, but say so loosely: the endpoint also serves
 	// other files a run leaves.
 	req.Header.Set("Accept", "application/json, */*")
@@ -169,7 +173,7 @@ func (c *Client) sendStream(ctx context.Context, target, path string) (io.ReadCl
 	}
 	defer resp.Body.Close()
 	raw, _, _ := remote.ReadBody(resp, maxErrorBodyBytes)
-	return nil, c.newError(resp, raw, "GET", path)
+	return nil, c.newError(resp, raw, "GET", path, token)
 }
 
 // streamBody names the request in read errors, so that a connection lost

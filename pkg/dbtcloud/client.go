@@ -39,7 +39,7 @@ const (
 type Client struct {
 	baseURL    *url.URL
 	accountID  int64
-	token      string
+	tokens     TokenProvider
 	httpClient *http.Client
 	logger     *slog.Logger
 	retry      remote.Policy
@@ -78,8 +78,8 @@ func NewClient(opts ...Option) (*Client, error) {
 	if c.accountID == 0 {
 		errs = append(errs, errors.New("dbtcloud: account id is required (WithAccountID)"))
 	}
-	if c.token == "" {
-		errs = append(errs, errors.New("dbtcloud: API token is required (WithToken)"))
+	if c.tokens == nil {
+		errs = append(errs, errors.New("dbtcloud: API token is required (WithToken or WithTokenProvider)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -132,19 +132,79 @@ func WithAccountID(id int64) Option {
 // See https://docs.getdbt.com/docs/dbt-cloud-apis/service-tokens.
 func WithToken(token string) Option {
 	return func(c *Client) error {
-		if token == "" {
-			return errors.New("dbtcloud: API token is empty")
+		if err := checkToken(token); err != nil {
+			return err
 		}
-		for _, r := range token {
-			// A space usually means the caller passed "Token abc" or "Bearer abc";
-			// control characters would let a value smuggle extra headers.
-			if r <= ' ' || r == 0x7f {
-				return errors.New("dbtcloud: API token contains spaces or control characters; pass the bare token without a \"Token \" prefix")
-			}
-		}
-		c.token = token
-		return nil
+		return setTokens(c, staticToken(token))
 	}
+}
+
+// TokenProvider returns the API token to send now. The Client asks before
+// each request, so a token rotated in a secret takes effect without a new
+// Client; the provider should cache.
+type TokenProvider interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// TokenProviderFunc adapts a function to TokenProvider.
+type TokenProviderFunc func(ctx context.Context) (string, error)
+
+// Token implements TokenProvider.
+func (f TokenProviderFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
+
+type staticToken string
+
+func (t staticToken) Token(context.Context) (string, error) { return string(t), nil }
+
+// WithTokenProvider sends the token p returns (see TokenProvider).
+func WithTokenProvider(p TokenProvider) Option {
+	return func(c *Client) error {
+		if p == nil {
+			return errors.New("dbtcloud: token provider is nil")
+		}
+		return setTokens(c, p)
+	}
+}
+
+func setTokens(c *Client, p TokenProvider) error {
+	if c.tokens != nil {
+		return errors.New("dbtcloud: token given twice: use one of WithToken or WithTokenProvider")
+	}
+	c.tokens = p
+	return nil
+}
+
+func checkToken(token string) error {
+	if token == "" {
+		return errors.New("dbtcloud: API token is empty")
+	}
+	for _, r := range token {
+		// A space usually means the caller passed "Token abc" or "Bearer abc";
+		// control characters would let a value smuggle extra headers.
+		if r <= ' ' || r == 0x7f {
+			return errors.New("dbtcloud: API token contains spaces or control characters; pass the bare token without a \"Token \" prefix")
+		}
+	}
+	return nil
+}
+
+// token returns the token to send now, checked.
+func (c *Client) token(ctx context.Context) (string, error) {
+	t, err := c.tokens.Token(ctx)
+	if err != nil {
+		return "", fmt.Errorf("dbtcloud: API token: %w", err)
+	}
+	if err := checkToken(t); err != nil {
+		return "", err
+	}
+	return t, nil
+}
+
+// Check reports whether the client has a usable API token now, without
+// calling dbt Cloud: a scheduled tick checks it before it touches any job.
+func (c *Client) Check(ctx context.Context) error {
+	_, err := c.token(ctx)
+	return err
 }
 
 // WithHTTPClient sets the HTTP client used for requests, for custom transports
@@ -276,7 +336,11 @@ func (c *Client) send(ctx context.Context, method, target, path string, body []b
 	if err != nil {
 		return fmt.Errorf("build request %s %s: %w", method, path, err)
 	}
-	req.Header.Set("Authorization", "Token "+c.token)
+	token, err := c.token(ctx)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Token "+token)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	if body != nil {
@@ -291,7 +355,7 @@ func (c *Client) send(ctx context.Context, method, target, path string, body []b
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		raw, _, _ := remote.ReadBody(resp, maxErrorBodyBytes)
-		return c.newError(resp, raw, method, path)
+		return c.newError(resp, raw, method, path, token)
 	}
 	raw, tooLarge, err := remote.ReadBody(resp, maxBodyBytes)
 	if err != nil {
@@ -306,7 +370,7 @@ func (c *Client) send(ctx context.Context, method, target, path string, body []b
 	}
 	if env.Status.Code != 0 && !env.Status.IsSuccess {
 		// The envelope, not the HTTP status, is dbt's verdict.
-		return c.newError(resp, raw, method, path)
+		return c.newError(resp, raw, method, path, token)
 	}
 	if out == nil {
 		return nil
@@ -322,7 +386,7 @@ func (c *Client) send(ctx context.Context, method, target, path string, body []b
 
 // newError turns a failed reply into *Error, using dbt's own words when the
 // body is the usual envelope.
-func (c *Client) newError(resp *http.Response, raw []byte, method, path string) *Error {
+func (c *Client) newError(resp *http.Response, raw []byte, method, path, token string) *Error {
 	e := &Error{StatusCode: resp.StatusCode, Method: method, Path: path}
 	var env envelope
 	if json.Unmarshal(raw, &env) == nil {
@@ -346,7 +410,7 @@ func (c *Client) newError(resp *http.Response, raw []byte, method, path string) 
 	}
 	// dbt has no reason to echo the token, but a proxy might; never let it
 	// into an error that gets logged.
-	e.Message = strings.ReplaceAll(e.Message, c.token, "[redacted]")
+	e.Message = strings.ReplaceAll(e.Message, token, "[redacted]")
 	if len(e.Message) > 1000 {
 		e.Message = e.Message[:1000] + "…"
 	}

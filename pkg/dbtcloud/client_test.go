@@ -791,3 +791,48 @@ func TestTransportErrorMessage(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A token rotated in the secret is used by the next request of the same
+// Client; a provider that has none fails the call, and Check, before any
+// request.
+func TestTokenProvider(t *testing.T) {
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	var seen []string
+	mux.HandleFunc("/api/v2/accounts/1/runs/5/", func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("Authorization"))
+		reply(w, 200, fixture(t, "get_run_success.json"))
+	})
+	token := "first-token"
+	c, err := NewClient(WithBaseURL(srv.URL), WithAccountID(1), WithRetryPolicy(testPolicy),
+		WithTokenProvider(TokenProviderFunc(func(context.Context) (string, error) { return token, nil })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tok := range []string{"first-token", "rotated-token"} {
+		token = tok
+		if err := c.Check(ctx); err != nil {
+			t.Fatalf("Check with %s: %v", tok, err)
+		}
+		if _, err := c.GetRun(ctx, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"Token first-token", "Token rotated-token"}; !reflect.DeepEqual(seen, want) {
+		t.Errorf("Authorization headers %v, want %v", seen, want)
+	}
+	for _, bad := range []string{"", "Token abc"} {
+		token = bad
+		if err := c.Check(ctx); err == nil {
+			t.Errorf("Check with token %q succeeded", bad)
+		}
+		if _, err := c.GetRun(ctx, 5); err == nil || len(seen) != 2 {
+			t.Errorf("GetRun with token %q: %v after %d requests; want an error and no request", bad, err, len(seen))
+		}
+	}
+	if _, err := NewClient(WithAccountID(1), WithToken("a"), WithTokenProvider(TokenProviderFunc(nil))); err == nil || !strings.Contains(err.Error(), "token given twice") {
+		t.Errorf("two token options: %v", err)
+	}
+}

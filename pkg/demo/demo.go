@@ -77,6 +77,8 @@ func Start() *Demo {
 			"TABLEAU_PAT_NAME":      PATName,
 			"TABLEAU_PAT_SECRET":    PATSecret,
 			"TABLEAU_WEBHOOK_TOKEN": WebhookToken,
+			// The demo's credentials are these variables, not a secret.
+			"SECRET_ID": "",
 			// The demo signs in with its PAT: a connected app in the
 			// shell would take precedence and be refused.
 			"TABLEAU_CLIENT_ID": "", "TABLEAU_SECRET_ID": "", "TABLEAU_SECRET_VALUE": "", "TABLEAU_USERNAME": "",

@@ -10,6 +10,7 @@
 //	pk TABLEAU#SESSION#<key>         sk SESSION | LOCK        shared Tableau session
 //	pk SCHEDULER#RUNS                sk JOB#<dbt job id>      scheduler's dbt run in flight
 //	pk NOTIFY                        sk <failure key>         notification outbox
+//	pk DELIVERY#<sender>:<hash>      sk DELIVERY              a webhook delivery handled (duplicates)
 package dynamo
 
 import (
@@ -48,15 +49,23 @@ type Table struct {
 	now  func() time.Time
 }
 
-// New returns the table called name. now may be nil for the wall clock.
-func New(api API, name string, now func() time.Time) (*Table, error) {
+// Option configures a Table.
+type Option func(*Table)
+
+// WithClock sets the clock the table's records are timed by: expiries,
+// claims' deadlines and leases (default the wall clock).
+func WithClock(now func() time.Time) Option { return func(t *Table) { t.now = now } }
+
+// New returns the table called name.
+func New(api API, name string, opts ...Option) (*Table, error) {
 	if api == nil || name == "" {
 		return nil, errors.New("dynamo: a client and a table name are required")
 	}
-	if now == nil {
-		now = time.Now
+	t := &Table{api: api, name: name, now: time.Now}
+	for _, opt := range opts {
+		opt(t)
 	}
-	return &Table{api: api, name: name, now: now}, nil
+	return t, nil
 }
 
 // CreateTable creates a table with the layout the stores expect and its TTL,

@@ -37,7 +37,7 @@ func newTable(t *testing.T, now func() time.Time) *dynamo.Table {
 	if err := dynamo.CreateTable(context.Background(), db, name); err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := dynamo.New(db, name, now)
+	tbl, err := dynamo.New(db, name, dynamo.WithClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestIdempotency(t *testing.T) {
 }
 
 func TestNewRequiresTable(t *testing.T) {
-	if _, err := dynamo.New(db, "", nil); err == nil {
+	if _, err := dynamo.New(db, ""); err == nil {
 		t.Error("New with no table name succeeded")
 	}
 }

@@ -17,6 +17,9 @@ var _ state.Idempotency = (*Table)(nil)
 const (
 	runPrefix    = "RUN#"
 	targetPrefix = "TARGET#"
+	// A webhook delivery already handled (Tableau's duplicates).
+	deliveryPrefix = "DELIVERY#"
+	deliverySK     = "DELIVERY"
 
 	attrStatus          = "status"
 	attrOwner           = "owner"
@@ -27,6 +30,9 @@ const (
 )
 
 func idemKey(k state.Key) map[string]types.AttributeValue {
+	if k.Delivery != "" {
+		return key(deliveryPrefix+k.Delivery, deliverySK)
+	}
 	return key(runPrefix+k.RunID, targetPrefix+k.Target)
 }
 

@@ -16,11 +16,6 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 )
 
-// Notifier delivers one message.
-type Notifier interface {
-	Notify(ctx context.Context, m notify.Message) error
-}
-
 // Alerts sends notifications through the outbox in the state table: a
 // failure is keyed so that the same failure reported twice (by the jobs API
 // and by Tableau's webhook, say) is sent once, and a notification that
@@ -29,7 +24,7 @@ type Alerts struct {
 	outbox state.Outbox
 	// channels are delivered and retried separately, so that a Slack outage
 	// does not resend an e-mail that SNS already delivered.
-	channels map[string]Notifier
+	channels map[string]notify.Notifier
 	logger   *slog.Logger
 	now      func() time.Time
 	// MaxAttempts bounds deliveries before a notification is given up on,
@@ -39,35 +34,16 @@ type Alerts struct {
 	successes   bool
 }
 
-// AlertOptions configure Alerts.
-type AlertOptions struct {
-	MaxAttempts int           // default 6
-	RetryDelay  time.Duration // first retry delay, doubling; default 1m
-	// NotifySuccess also sends a message when a refresh succeeds.
-	NotifySuccess bool
-	Logger        *slog.Logger
-	Now           func() time.Time
-}
-
 // NewAlerts returns Alerts that deliver to channels, named for the outbox
 // (e.g. "slack", "sns"). With none, messages go to the log at error level.
-func NewAlerts(outbox state.Outbox, channels map[string]Notifier, o AlertOptions) *Alerts {
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 6
-	}
-	if o.RetryDelay <= 0 {
-		o.RetryDelay = time.Minute
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+// It takes WithMaxAttempts, WithRetryDelay, WithNotifySuccess, WithLogger
+// and WithClock.
+func NewAlerts(outbox state.Outbox, channels map[string]notify.Notifier, opts ...Option) *Alerts {
+	o := apply(opts)
 	if len(channels) == 0 {
-		channels = map[string]Notifier{"log": notify.LogNotifier{Logger: o.Logger}}
+		channels = map[string]notify.Notifier{"log": notify.LogNotifier{Logger: o.logger}}
 	}
-	return &Alerts{outbox: outbox, channels: channels, logger: o.Logger, now: o.Now, maxAttempts: o.MaxAttempts, retryDelay: o.RetryDelay, successes: o.NotifySuccess}
+	return &Alerts{outbox: outbox, channels: channels, logger: o.logger, now: o.now, maxAttempts: o.maxAttempts, retryDelay: o.retryDelay, successes: o.notifySuccess}
 }
 
 // Raise queues the message under key and tries to deliver it now. A key
@@ -129,7 +105,7 @@ func (a *Alerts) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (a *Alerts) deliver(ctx context.Context, key string, n Notifier, m notify.Message) error {
+func (a *Alerts) deliver(ctx context.Context, key string, n notify.Notifier, m notify.Message) error {
 	attempts, ok, err := a.outbox.Claim(ctx, key, a.now().Add(2*time.Minute))
 	if err != nil || !ok {
 		return err // another invocation is delivering it

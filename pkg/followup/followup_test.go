@@ -122,7 +122,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	var err error
-	if w.table, err = dynamo.New(db, name, nil); err != nil {
+	if w.table, err = dynamo.New(db, name); err != nil {
 		t.Fatal(err)
 	}
 	logger := logging.New(lockedWriter{w.logMu, w.logs}, slog.LevelDebug)
@@ -135,14 +135,13 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.alerts = followup.NewAlerts(w.table, map[string]followup.Notifier{"slack": sl}, followup.AlertOptions{MaxAttempts: 3, RetryDelay: time.Nanosecond, Logger: logger})
-	w.ref = refresh.New(w.table, func(context.Context) (refresh.Tableau, error) { return tc, nil },
-		refresh.Options{Jobs: w.table, Alerts: w.alerts, Logger: logger})
-	w.tracker = followup.NewTracker(w.table, func(context.Context) (followup.Tableau, error) { return tc, nil }, w.alerts,
-		followup.TrackerOptions{JobLimit: time.Hour, Logger: logger})
+	w.alerts = followup.NewAlerts(w.table, map[string]notify.Notifier{"slack": sl},
+		followup.WithMaxAttempts(3), followup.WithRetryDelay(time.Nanosecond), followup.WithLogger(logger))
+	w.ref = refresh.New(w.table, tc, refresh.WithJobs(w.table), refresh.WithAlerts(w.alerts), refresh.WithLogger(logger))
+	w.tracker = followup.NewTracker(w.table, tc, w.alerts, followup.WithJobLimit(time.Hour), followup.WithLogger(logger))
 
 	creds := staticCreds{TableauWebhookToken: hookToken, DBTWebhookSecret: "x", TableauPATName: "bot", TableauPATSecret: "pat-secret"}
-	th, err := webhook.NewTableau(creds, w.table, w.tracker, logger)
+	th, err := webhook.NewTableau(creds, w.table, w.tracker, webhook.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,9 +374,12 @@ func TestStuckJobReportedAfterLimit(t *testing.T) {
 	w := newWorld(t)
 	w.tab.SetJobTimings(-1, -1)
 	w.refresh("70005", sales)
-	w.tracker = followup.NewTracker(w.table, func(context.Context) (followup.Tableau, error) {
-		return tableau.NewClient(w.tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table))
-	}, w.alerts, followup.TrackerOptions{JobLimit: time.Hour, Now: func() time.Time { return time.Now().Add(2 * time.Hour) }})
+	tc, err := tableau.NewClient(w.tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tracker = followup.NewTracker(w.table, tc, w.alerts,
+		followup.WithJobLimit(time.Hour), followup.WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) }))
 	res, err := w.tracker.Follow(context.Background())
 	if err != nil || res.Stuck != 1 {
 		t.Fatalf("%+v, %v", res, err)

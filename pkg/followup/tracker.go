@@ -22,34 +22,18 @@ type Tableau interface {
 // Tracker follows the refresh jobs we queued until they end.
 type Tracker struct {
 	jobs    state.TableauJobs
-	tableau func(context.Context) (Tableau, error)
+	tableau Tableau
 	alerts  *Alerts
 	limit   time.Duration
 	logger  *slog.Logger
 	now     func() time.Time
 }
 
-// TrackerOptions configure a Tracker.
-type TrackerOptions struct {
-	// JobLimit is how long a refresh job may stay unfinished before it is
-	// reported as stuck. Default 2h.
-	JobLimit time.Duration
-	Logger   *slog.Logger
-	Now      func() time.Time
-}
-
-// NewTracker returns a Tracker.
-func NewTracker(jobs state.TableauJobs, client func(context.Context) (Tableau, error), alerts *Alerts, o TrackerOptions) *Tracker {
-	if o.JobLimit <= 0 {
-		o.JobLimit = 2 * time.Hour
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return &Tracker{jobs: jobs, tableau: client, alerts: alerts, limit: o.JobLimit, logger: o.Logger, now: o.Now}
+// NewTracker returns a Tracker that asks tc about the jobs in jobs and tells
+// alerts of their failures. It takes WithJobLimit, WithLogger and WithClock.
+func NewTracker(jobs state.TableauJobs, tc Tableau, alerts *Alerts, opts ...Option) *Tracker {
+	o := apply(opts)
+	return &Tracker{jobs: jobs, tableau: tc, alerts: alerts, limit: o.jobLimit, logger: o.logger, now: o.now}
 }
 
 // FollowResult counts what one Follow saw.
@@ -74,10 +58,7 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 	res.Open = len(open)
 	var errs []error
 	if len(open) > 0 {
-		tc, err := t.tableau(ctx)
-		if err != nil {
-			return res, fmt.Errorf("follow Tableau jobs: %w", err)
-		}
+		tc := t.tableau
 		for _, j := range open {
 			log := t.logger.With("tableau_job_id", j.JobID, "dbt_run_id", j.Run.RunID, "target", j.TargetName)
 			job, err := tc.Job(ctx, j.JobID)
@@ -224,12 +205,9 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResu
 	}
 	// Ours if we queued a job for the item before the event happened.
 	if j != nil && (ev.CreatedAt.IsZero() || !j.QueuedAt.After(ev.CreatedAt.Add(time.Minute))) {
-		tc, cerr := t.tableau(ctx)
-		if cerr != nil {
-			tc = nil
-		}
+		tc := t.tableau
 		notes := ""
-		if st == state.RefreshFailed && tc != nil {
+		if st == state.RefreshFailed {
 			// The event carries no reason; the job does.
 			if job, err := tc.Job(ctx, j.JobID); err == nil {
 				notes = job.Notes
@@ -252,9 +230,7 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResu
 		Kind: notify.KindTableauRefreshFailed, TableauItemKind: ev.ItemKind(), TableauItemName: ev.ResourceName,
 		TableauItemID: ev.ResourceID, Reason: "Tableau reported the refresh as failed (not one this bridge queued)", At: ev.CreatedAt,
 	}
-	if tc, err := t.tableau(ctx); err == nil {
-		t.describe(ctx, tc, &m)
-	}
+	t.describe(ctx, t.tableau, &m)
 	key := "tableau-item:" + ev.ResourceID + ":" + ev.CreatedAt.UTC().Format(time.RFC3339)
 	return EventExternal, t.alerts.Raise(ctx, key, m)
 }

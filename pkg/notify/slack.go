@@ -24,8 +24,7 @@ import (
 //
 // See https://api.slack.com/messaging/webhooks.
 type Slack struct {
-	url    string
-	host   string
+	urls   URLProvider
 	client *http.Client
 	retry  remote.Policy
 	logger *slog.Logger
@@ -81,13 +80,39 @@ func WithLogger(l *slog.Logger) SlackOption {
 // https; plain http is accepted only for a loopback host, which is what
 // tests and local runs use.
 func NewSlack(webhookURL string, opts ...SlackOption) (*Slack, error) {
-	host, err := checkWebhookURL(webhookURL)
-	if err != nil {
+	if _, err := checkWebhookURL(webhookURL); err != nil {
 		return nil, err
 	}
+	return NewSlackFromProvider(staticURL(webhookURL), opts...)
+}
+
+// URLProvider returns the webhook URL to post to now, or "" when none is
+// configured. A Slack built on one follows a URL rotated in a secret; the
+// provider should cache.
+type URLProvider interface {
+	SlackWebhookURL(ctx context.Context) (string, error)
+}
+
+// URLProviderFunc adapts a function to URLProvider.
+type URLProviderFunc func(ctx context.Context) (string, error)
+
+// SlackWebhookURL implements URLProvider.
+func (f URLProviderFunc) SlackWebhookURL(ctx context.Context) (string, error) { return f(ctx) }
+
+type staticURL string
+
+func (u staticURL) SlackWebhookURL(context.Context) (string, error) { return string(u), nil }
+
+// NewSlackFromProvider returns a notifier that posts to the URL p gives at
+// each message. When p gives none, the message is logged at error level
+// instead (as LogNotifier does) and Notify returns ErrNoChannel, so that a
+// failure is never silent.
+func NewSlackFromProvider(p URLProvider, opts ...SlackOption) (*Slack, error) {
+	if p == nil {
+		return nil, errors.New("notify: Slack URL provider is nil")
+	}
 	s := &Slack{
-		url:    webhookURL,
-		host:   host,
+		urls:   p,
 		client: remote.NewHTTPClient(),
 		retry:  remote.DefaultPolicy(),
 		logger: slog.New(slog.DiscardHandler),
@@ -112,12 +137,23 @@ func checkWebhookURL(raw string) (string, error) {
 	return u.Host, nil
 }
 
-// String names the notifier by host only.
-func (s *Slack) String() string { return "slack(" + s.host + ")" }
+// String names the notifier without its URL.
+func (s *Slack) String() string { return "slack" }
 
 // Notify posts m, retrying as the RetryPolicy allows. Any 2xx reply counts as
 // delivered: Slack answers 200 "ok", and workflow webhooks answer JSON.
 func (s *Slack) Notify(ctx context.Context, m Message) error {
+	url, err := s.urls.SlackWebhookURL(ctx)
+	if err != nil {
+		return fmt.Errorf("notify: Slack webhook URL: %w", err)
+	}
+	if url == "" {
+		return LogNotifier{Logger: s.logger}.Notify(ctx, m)
+	}
+	host, err := checkWebhookURL(url)
+	if err != nil {
+		return err
+	}
 	body, err := json.Marshal(slackPayloadFor(m))
 	if err != nil {
 		return fmt.Errorf("notify: encode Slack message: %w", err)
@@ -127,22 +163,22 @@ func (s *Slack) Notify(ctx context.Context, m Message) error {
 		Retryable: Retryable,
 		Sleep:     s.sleep,
 		OnRetry: func(ctx context.Context, attempt int, wait time.Duration, err error) {
-			s.logger.DebugContext(ctx, "notify: retrying Slack webhook", "host", s.host,
+			s.logger.DebugContext(ctx, "notify: retrying Slack webhook", "host", host,
 				"kind", string(m.Kind), "attempt", attempt, "retry_in", wait.String(), "error", err.Error())
 		},
 	}
-	return rt.Do(ctx, func(ctx context.Context) error { return s.post(ctx, body) })
+	return rt.Do(ctx, func(ctx context.Context) error { return s.post(ctx, url, host, body) })
 }
 
-func (s *Slack) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+func (s *Slack) post(ctx context.Context, url, host string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		// Not wrapped: the error would quote the URL.
-		return fmt.Errorf("notify: build request for Slack webhook at %s", s.host)
+		return fmt.Errorf("notify: build request for Slack webhook at %s", host)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	// The path is the credential: the error names the host alone.
-	resp, err := remote.Do(s.client, req, "notify: post to Slack webhook at "+s.host, "")
+	resp, err := remote.Do(s.client, req, "notify: post to Slack webhook at "+host, "")
 	if err != nil {
 		return err
 	}
@@ -154,7 +190,7 @@ func (s *Slack) post(ctx context.Context, body []byte) error {
 	return &SlackError{
 		StatusCode: resp.StatusCode,
 		Body:       asciiLine(string(reply), 100),
-		Host:       s.host,
+		Host:       host,
 		RetryAfter: remote.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 }

@@ -550,8 +550,8 @@ func TestSlackString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.String(); got != "slack(hooks.slack.com)" {
-		t.Errorf("String() = %q", got)
+	if got := s.String(); got != "slack" {
+		t.Errorf("String() = %q, want the channel named without its URL", got)
 	}
 }
 
@@ -587,4 +587,47 @@ func TestSlackTextKeepsUnicode(t *testing.T) {
 	if got, want := rcv.payload().Text, "Tableau refresh failed: Umsätze &lt;EU&gt;"; got != want {
 		t.Errorf("text = %q, want %q", got, want)
 	}
+}
+
+// A Slack built on a URL provider follows the secret: no URL yet means the
+// message goes to the log (and ErrNoChannel says it was not sent); a URL
+// added or rotated later is posted to; a bad one is an error that does not
+// quote it.
+func TestSlackFromProvider(t *testing.T) {
+	first, firstURL := newReceiver(t, ok)
+	second, secondURL := newReceiver(t, ok)
+	current := ""
+	logs := &logBuffer{}
+	s, err := notify.NewSlackFromProvider(notify.URLProviderFunc(func(context.Context) (string, error) { return current, nil }),
+		notify.WithLogger(debugLogger(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Notify(ctx, failed()); !errors.Is(err, notify.ErrNoChannel) {
+		t.Fatalf("no URL yet: %v, want ErrNoChannel", err)
+	}
+	if !strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("the message did not reach the log at error level:\n%s", logs)
+	}
+	for _, tt := range []struct {
+		url  string
+		rcv  *receiver
+		want int
+	}{{firstURL, first, 1}, {secondURL, second, 1}} {
+		current = tt.url
+		if err := s.Notify(ctx, failed()); err != nil {
+			t.Fatal(err)
+		}
+		if n := tt.rcv.attempts(); n != tt.want {
+			t.Errorf("receiver got %d posts, want %d", n, tt.want)
+		}
+	}
+	current = "http://hooks.slack.com/services/" + secret
+	err = s.Notify(ctx, failed())
+	if err == nil || !strings.Contains(err.Error(), "must use https") {
+		t.Fatalf("plain http URL: %v", err)
+	}
+	assertNoSecret(t, "error", err.Error())
+	assertNoSecret(t, "log", logs.String())
 }

@@ -68,67 +68,66 @@ type Alerter interface {
 // Refresher refreshes targets idempotently.
 type Refresher struct {
 	store     state.Idempotency
+	tableau   Tableau
 	jobs      state.TableauJobs
 	alerts    Alerter
-	tableau   func(context.Context) (Tableau, error)
 	retention time.Duration
+	nameTTL   time.Duration
 	logger    *slog.Logger
 	now       func() time.Time
-	// credentialsAt: see Options.CredentialsAt.
+	// credentialsAt: see WithCredentialsAt.
 	credentialsAt string
 
 	ids *idCache
 }
 
-// Options configure a Refresher.
-type Options struct {
-	// Retention is how long a completed refresh blocks repeats of the same
-	// run; it must exceed the age past which webhook events are ignored.
-	Retention time.Duration
-	// NameTTL is how long a name's LUID is remembered, so that a warm
-	// function refreshes without searching. Zero means 10 minutes.
-	NameTTL time.Duration
-	// Jobs, when set, records each queued Tableau job so that it is
-	// followed to its end.
-	Jobs state.TableauJobs
-	// Alerts, when set, hears of refreshes that could not be queued for a
-	// reason no retry fixes.
-	Alerts Alerter
-	// CredentialsAt says where the bridge's Tableau credentials are kept,
-	// e.g. `Secrets Manager secret "bridge/credentials"`, for the message
-	// that asks a person to fix them when Tableau rejects them.
-	CredentialsAt string
-	Logger        *slog.Logger
-	Now           func() time.Time
-}
+// Option configures a Refresher.
+type Option func(*Refresher)
+
+// WithRetention sets how long a completed refresh blocks repeats of the
+// same run (default DefaultRetention); it must exceed the age past which
+// webhook events are ignored.
+func WithRetention(d time.Duration) Option { return func(r *Refresher) { r.retention = d } }
+
+// WithNameTTL sets how long a name's LUID is remembered, so that a warm
+// function refreshes without searching (default 10 minutes).
+func WithNameTTL(d time.Duration) Option { return func(r *Refresher) { r.nameTTL = d } }
+
+// WithJobs records each queued Tableau job, so that it is followed to its
+// end.
+func WithJobs(j state.TableauJobs) Option { return func(r *Refresher) { r.jobs = j } }
+
+// WithAlerts tells a person of refreshes that could not be queued for a
+// reason no retry fixes, and of credentials Tableau rejects.
+func WithAlerts(a Alerter) Option { return func(r *Refresher) { r.alerts = a } }
+
+// WithCredentialsAt says where the bridge's Tableau credentials are kept,
+// e.g. `Secrets Manager secret "bridge/credentials"`, for the message that
+// asks a person to fix them when Tableau rejects them.
+func WithCredentialsAt(where string) Option { return func(r *Refresher) { r.credentialsAt = where } }
+
+// WithLogger sets where the Refresher logs; by default nowhere.
+func WithLogger(l *slog.Logger) Option { return func(r *Refresher) { r.logger = l } }
+
+// WithClock sets the clock claims are timed by: the store's.
+func WithClock(now func() time.Time) Option { return func(r *Refresher) { r.now = now } }
 
 // DefaultRetention keeps records three days: longer than the default 24 h
 // replay window and any dbt retry schedule.
 const DefaultRetention = 72 * time.Hour
 
-// New returns a Refresher. client returns the Tableau client to use; it is
-// called per run so that rotated credentials take effect.
-func New(store state.Idempotency, client func(context.Context) (Tableau, error), o Options) *Refresher {
-	if o.Retention <= 0 {
-		o.Retention = DefaultRetention
+// New returns a Refresher that claims targets in store and refreshes them
+// with tc, a client whose credentials follow their secret.
+func New(store state.Idempotency, tc Tableau, opts ...Option) *Refresher {
+	r := &Refresher{
+		store: store, tableau: tc, retention: DefaultRetention, nameTTL: 10 * time.Minute,
+		logger: slog.New(slog.DiscardHandler), now: time.Now, credentialsAt: "the bridge's secret",
 	}
-	if o.NameTTL <= 0 {
-		o.NameTTL = 10 * time.Minute
+	for _, opt := range opts {
+		opt(r)
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.CredentialsAt == "" {
-		o.CredentialsAt = "the bridge's secret"
-	}
-	return &Refresher{
-		store: store, jobs: o.Jobs, alerts: o.Alerts, tableau: client, retention: o.Retention, logger: o.Logger, now: o.Now,
-		credentialsAt: o.CredentialsAt,
-		ids:           &idCache{ttl: o.NameTTL, now: o.Now, m: make(map[string]idEntry)},
-	}
+	r.ids = &idCache{ttl: r.nameTTL, now: r.now, m: make(map[string]idEntry)}
+	return r
 }
 
 // Refresh queues a refresh of each target concurrently and returns one
@@ -139,11 +138,8 @@ func (r *Refresher) Refresh(ctx context.Context, run Run, targets []refreshmap.T
 	// Signed in once before any target is claimed: a failure here concerns
 	// every target, and claiming them only to release them would cost two
 	// writes each for nothing.
-	tc, err := r.tableau(ctx)
-	if err == nil {
-		err = tc.SignIn(ctx)
-	}
-	if err != nil {
+	tc := r.tableau
+	if err := tc.SignIn(ctx); err != nil {
 		r.signInFailed(ctx, run, err)
 		for i, t := range targets {
 			out[i] = Outcome{Target: t, Name: t.String(), Result: Failed, Error: err.Error(), Retryable: true}

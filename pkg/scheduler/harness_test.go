@@ -57,7 +57,7 @@ type world struct {
 	table  *dynamo.Table
 	ids    map[string]string
 	ref    *refresh.Refresher
-	cfg    scheduler.Config
+	cfg    settings
 	// invocationLimit is each simulated invocation's time limit.
 	invocationLimit time.Duration
 	start           time.Time
@@ -89,7 +89,7 @@ func newWorld(t testing.TB, jobs func(*dbtcloudtest.Server)) *world {
 	if err := dynamo.CreateTable(context.Background(), db, name); err != nil {
 		t.Fatal(err)
 	}
-	if w.table, err = dynamo.New(db, name, clock.Now); err != nil {
+	if w.table, err = dynamo.New(db, name, dynamo.WithClock(clock.Now)); err != nil {
 		t.Fatal(err)
 	}
 	tc, err := tableau.NewClient(tab.URL(), tableau.WithPAT("bot", "pat-secret"), tableau.WithSessionStore(w.table),
@@ -101,8 +101,8 @@ func newWorld(t testing.TB, jobs func(*dbtcloudtest.Server)) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.ref = refresh.New(w.table, func(context.Context) (refresh.Tableau, error) { return tc, nil }, refresh.Options{Now: clock.Now})
-	w.cfg = scheduler.Config{
+	w.ref = refresh.New(w.table, tc, refresh.WithClock(clock.Now))
+	w.cfg = settings{
 		Map:    m,
 		Logger: logging.New(io.Discard, slog.LevelDebug),
 		Now:    clock.Now,
@@ -115,6 +115,33 @@ func newWorld(t testing.TB, jobs func(*dbtcloudtest.Server)) *world {
 	return w
 }
 
+// settings are the scheduler's options a test tunes, as fields.
+type settings struct {
+	Map         *refreshmap.Map
+	PollWindow  time.Duration
+	QueueLimit  time.Duration
+	CancelStuck bool
+	Follower    scheduler.Follower
+	Logger      *slog.Logger
+	Now         func() time.Time
+	Sleep       func(ctx context.Context, d time.Duration) error
+	Deadline    func(ctx context.Context) (time.Time, bool)
+}
+
+func (c settings) options() []scheduler.Option {
+	opts := []scheduler.Option{scheduler.WithLogger(c.Logger), scheduler.WithClock(c.Now, c.Sleep), scheduler.WithDeadline(c.Deadline)}
+	if c.PollWindow > 0 {
+		opts = append(opts, scheduler.WithPollWindow(c.PollWindow))
+	}
+	if c.QueueLimit > 0 || c.CancelStuck {
+		opts = append(opts, scheduler.WithQueueLimit(c.QueueLimit, c.CancelStuck))
+	}
+	if c.Follower != nil {
+		opts = append(opts, scheduler.WithFollower(c.Follower))
+	}
+	return opts
+}
+
 // invoke runs one invocation on the simulated clock.
 func (w *world) invoke(ev scheduler.Event) (scheduler.Result, error) {
 	w.t.Helper()
@@ -125,7 +152,7 @@ func (w *world) invoke(ev scheduler.Event) (scheduler.Result, error) {
 	case w.dbtAPI != nil:
 		api = w.dbtAPI
 	}
-	s, err := scheduler.New(api, w.table.Runs(), w.ref, w.cfg)
+	s, err := scheduler.New(api, w.table.Runs(), w.ref, w.cfg.Map, w.cfg.options()...)
 	if err != nil {
 		w.t.Fatal(err)
 	}

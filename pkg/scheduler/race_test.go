@@ -267,7 +267,7 @@ func (rg *raceRig) invoke(ev scheduler.Event) (scheduler.Result, error) {
 	start := rg.w.clock.Now()
 	cfg.Sleep = rg.clk.sleep
 	cfg.Deadline = func(context.Context) (time.Time, bool) { return start.Add(rg.w.invocationLimit), true }
-	s, err := scheduler.New(rg.w.client, rg.w.table.Runs(), rg.w.ref, cfg)
+	s, err := scheduler.New(rg.w.client, rg.w.table.Runs(), rg.w.ref, cfg.Map, cfg.options()...)
 	if err != nil {
 		rg.t.Error(err)
 		return scheduler.Result{}, err
@@ -395,7 +395,7 @@ func (rg *raceRig) sendWebhook(runID int64) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var reply webhook.Reply
+		var reply webhook.DBTReply
 		_ = json.Unmarshal(body, &reply)
 		rg.mu.Lock()
 		rg.deliveries++
@@ -538,9 +538,9 @@ func (c *raceClock) sleep(ctx context.Context, d time.Duration) error {
 // scaled. (Unscaled, a claim would lapse the moment it was written, or
 // never, depending on how the real clock stands against the simulated one.)
 func raceWebhookServer(t *testing.T, w *world, m *refreshmap.Map, clk *raceClock) *httptest.Server {
-	h, err := webhook.New(secrets.Env{Getenv: func(k string) string {
+	h, err := webhook.NewDBT(secrets.Env{Getenv: func(k string) string {
 		return map[string]string{"DBT_WEBHOOK_SECRET": "whsec", "TABLEAU_PAT_NAME": "bot", "TABLEAU_PAT_SECRET": "pat-secret"}[k]
-	}}, w.ref, webhook.Config{Map: m, Now: w.clock.Now, Logger: logging.New(io.Discard, slog.LevelInfo)})
+	}}, w.ref, m, webhook.WithClock(w.clock.Now), webhook.WithLogger(logging.New(io.Discard, slog.LevelInfo)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +550,7 @@ func raceWebhookServer(t *testing.T, w *world, m *refreshmap.Map, clk *raceClock
 		}
 		return h.Handle(ctx, req)
 	}
-	srv := httptest.NewServer(&localrun.Server{Handler: handler, Routes: []string{webhook.Route}})
+	srv := httptest.NewServer(&localrun.Server{Handler: handler, Routes: []string{webhook.DBTRoute}})
 	t.Cleanup(srv.Close)
 	return srv
 }

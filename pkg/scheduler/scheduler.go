@@ -103,38 +103,72 @@ func (r JobResult) failed() bool {
 	return false
 }
 
-// Config tunes a Scheduler. Zero values take the defaults.
-type Config struct {
-	Map *refreshmap.Map
-	// PollWindow bounds how long one invocation waits for runs; longer runs
-	// are finished by follow-up invocations. Default 5m.
-	PollWindow time.Duration
-	// Margin is kept free before the Lambda deadline. Default 30s.
-	Margin time.Duration
-	// FirstPoll and MaxPoll shape the backoff between status checks:
-	// FirstPoll, growing by half each time, capped at MaxPoll. Defaults 10s
-	// and 60s.
+// config is what Options set.
+type config struct {
+	Map                *refreshmap.Map
+	PollWindow, Margin time.Duration
 	FirstPoll, MaxPoll time.Duration
-	// QueueLimit is how long a run may stay queued or starting before it is
-	// reported as stuck. Default 30m.
-	QueueLimit time.Duration
-	// CancelStuck cancels a stuck run in dbt Cloud as well as reporting it.
-	CancelStuck bool
-	// Cause is the trigger's cause, shown in dbt Cloud.
-	Cause string
-	// Alerts, when set, hears of failed, cancelled and stuck runs.
-	Alerts refresh.Alerter
-	// Follower, when set, runs on follow-up events after the dbt runs are
-	// checked: it follows the Tableau refresh jobs.
-	Follower interface {
-		Follow(ctx context.Context) (followup.FollowResult, error)
-	}
-	Logger *slog.Logger
-	// Now and Sleep are the clock; tests pass a simulated one. Deadline
-	// returns the invocation's deadline (default: the context's).
-	Now      func() time.Time
-	Sleep    func(ctx context.Context, d time.Duration) error
-	Deadline func(ctx context.Context) (time.Time, bool)
+	QueueLimit         time.Duration
+	CancelStuck        bool
+	Cause              string
+	Alerts             refresh.Alerter
+	Follower           Follower
+	Logger             *slog.Logger
+	Now                func() time.Time
+	Sleep              func(ctx context.Context, d time.Duration) error
+	Deadline           func(ctx context.Context) (time.Time, bool)
+}
+
+// Follower follows the Tableau refresh jobs, on follow-up events.
+type Follower interface {
+	Follow(ctx context.Context) (followup.FollowResult, error)
+}
+
+// Option configures a Scheduler.
+type Option func(*config)
+
+// WithPollWindow bounds how long one invocation waits for runs (default
+// 5m); longer runs are finished by follow-up invocations.
+func WithPollWindow(d time.Duration) Option { return func(c *config) { c.PollWindow = d } }
+
+// WithMargin sets the time kept free before the Lambda deadline (default 30s).
+func WithMargin(d time.Duration) Option { return func(c *config) { c.Margin = d } }
+
+// WithPolls shapes the backoff between status checks: first, growing by
+// half each time, capped at max (defaults 10s and 60s).
+func WithPolls(first, max time.Duration) Option {
+	return func(c *config) { c.FirstPoll, c.MaxPoll = first, max }
+}
+
+// WithQueueLimit sets how long a run may stay queued or starting before it
+// is reported as stuck (default 30m); cancel also cancels it in dbt Cloud.
+func WithQueueLimit(d time.Duration, cancel bool) Option {
+	return func(c *config) { c.QueueLimit, c.CancelStuck = d, cancel }
+}
+
+// WithCause sets the trigger's cause, shown in dbt Cloud (default DefaultCause).
+func WithCause(cause string) Option { return func(c *config) { c.Cause = cause } }
+
+// WithAlerts tells a person of failed, cancelled and stuck runs.
+func WithAlerts(a refresh.Alerter) Option { return func(c *config) { c.Alerts = a } }
+
+// WithFollower follows the Tableau refresh jobs on follow-up events, after
+// the dbt runs in flight are checked.
+func WithFollower(f Follower) Option { return func(c *config) { c.Follower = f } }
+
+// WithLogger sets where the Scheduler logs; by default nowhere.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.Logger = l } }
+
+// WithClock sets the clock and the sleep between polls; tests pass a
+// simulated pair.
+func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *config) { c.Now, c.Sleep = now, sleep }
+}
+
+// WithDeadline sets where the invocation's deadline is read (default: the
+// context's).
+func WithDeadline(f func(ctx context.Context) (time.Time, bool)) Option {
+	return func(c *config) { c.Deadline = f }
 }
 
 // DefaultCause is the cause of the runs the scheduler triggers.
@@ -145,40 +179,24 @@ type Scheduler struct {
 	dbt       DBT
 	runs      state.ScheduledRuns
 	refresher *refresh.Refresher
-	cfg       Config
+	cfg       config
 }
 
-// New returns a Scheduler. dbt is nil in a deployment without a dbt Cloud
-// account: follow-ups still follow the Tableau jobs the webhook queued, and
-// a tick that names jobs fails with ErrNoDBT.
-func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, cfg Config) (*Scheduler, error) {
-	if runs == nil || r == nil || cfg.Map == nil {
+// New returns a Scheduler that runs the jobs of m. dbt is nil in a
+// deployment without a dbt Cloud account: follow-ups still follow the
+// Tableau jobs the webhook queued, and a tick that names jobs fails with
+// ErrNoDBT.
+func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, m *refreshmap.Map, opts ...Option) (*Scheduler, error) {
+	if runs == nil || r == nil || m == nil {
 		return nil, errors.New("scheduler: run store, refresher and refresh map are required")
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
+	cfg := config{
+		Map: m, PollWindow: 5 * time.Minute, Margin: 30 * time.Second, FirstPoll: 10 * time.Second, MaxPoll: time.Minute,
+		QueueLimit: 30 * time.Minute, Cause: DefaultCause, Logger: slog.New(slog.DiscardHandler),
+		Now: time.Now, Sleep: remote.Sleep, Deadline: func(ctx context.Context) (time.Time, bool) { return ctx.Deadline() },
 	}
-	def(&cfg.PollWindow, 5*time.Minute)
-	def(&cfg.Margin, 30*time.Second)
-	def(&cfg.FirstPoll, 10*time.Second)
-	def(&cfg.MaxPoll, time.Minute)
-	def(&cfg.QueueLimit, 30*time.Minute)
-	if cfg.Cause == "" {
-		cfg.Cause = DefaultCause
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = remote.Sleep
-	}
-	if cfg.Deadline == nil {
-		cfg.Deadline = func(ctx context.Context) (time.Time, bool) { return ctx.Deadline() }
+	for _, opt := range opts {
+		opt(&cfg)
 	}
 	return &Scheduler{dbt: dbt, runs: runs, refresher: r, cfg: cfg}, nil
 }

@@ -113,13 +113,13 @@ func TestLongRunAcrossInvocationsAndWebhook(t *testing.T) {
 // webhookServer serves the webhook function over HTTP, sharing the
 // scheduler's state and refresher as the deployed stack does.
 func webhookServer(t *testing.T, w *world) *httptest.Server {
-	h, err := webhook.New(secrets.Env{Getenv: func(k string) string {
+	h, err := webhook.NewDBT(secrets.Env{Getenv: func(k string) string {
 		return map[string]string{"DBT_WEBHOOK_SECRET": "whsec", "TABLEAU_PAT_NAME": "bot", "TABLEAU_PAT_SECRET": "pat-secret"}[k]
-	}}, w.ref, webhook.Config{Map: w.cfg.Map, Now: w.clock.Now, Logger: logging.New(io.Discard, slog.LevelInfo)})
+	}}, w.ref, w.cfg.Map, webhook.WithClock(w.clock.Now), webhook.WithLogger(logging.New(io.Discard, slog.LevelInfo)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(&localrun.Server{Handler: h.Handle, Routes: []string{webhook.Route}})
+	srv := httptest.NewServer(&localrun.Server{Handler: h.Handle, Routes: []string{webhook.DBTRoute}})
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -110,19 +110,33 @@ var _ Source = (*Cache)(nil)
 // DefaultTTL bounds how long a rotated secret can go unnoticed.
 const DefaultTTL = 5 * time.Minute
 
-// NewCache returns a cache of secret id. ttl <= 0 means DefaultTTL.
-func NewCache(api GetSecretValueAPI, id string, ttl time.Duration, logger *slog.Logger) *Cache {
-	if ttl <= 0 {
-		ttl = DefaultTTL
+// Option configures a Cache.
+type Option func(*Cache)
+
+// WithTTL bounds how long a fetched secret is served (default DefaultTTL),
+// and so how long a rotation can go unnoticed.
+func WithTTL(d time.Duration) Option { return func(c *Cache) { c.ttl = d } }
+
+// WithLogger sets where the Cache logs; by default nowhere.
+func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.logger = l } }
+
+// WithClock sets the Cache's clock, for tests.
+func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
+
+// NewCache returns a cache of secret id.
+func NewCache(api GetSecretValueAPI, id string, opts ...Option) *Cache {
+	c := &Cache{api: api, id: id, ttl: DefaultTTL, now: time.Now, logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(c)
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if c.ttl <= 0 {
+		c.ttl = DefaultTTL
 	}
-	return &Cache{api: api, id: id, ttl: ttl, now: time.Now, logger: logger}
+	return c
 }
 
-// SetClock replaces the clock, for tests.
-func (c *Cache) SetClock(now func() time.Time) { c.now = now }
+// Where names the secret, for messages that tell a person where to fix it.
+func (c *Cache) Where() string { return "Secrets Manager secret " + c.id }
 
 // Credentials implements Source. Concurrent callers share one fetch. When a
 // refresh fails, the previous value is served for up to one more TTL, so that

@@ -57,9 +57,8 @@ const full = `{"dbt_webhook_secret":"whsec","tableau_pat_name":"bridge","tableau
 func TestCacheFetchesOncePerTTL(t *testing.T) {
 	id := createSecret(t, full)
 	api := &countingAPI{}
-	c := secrets.NewCache(api, id, time.Minute, nil)
 	now := time.Unix(1000, 0)
-	c.SetClock(func() time.Time { return now })
+	c := secrets.NewCache(api, id, secrets.WithTTL(time.Minute), secrets.WithClock(func() time.Time { return now }))
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
@@ -108,7 +107,7 @@ func TestCacheErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := createSecret(t, tt.value)
-			_, err := secrets.NewCache(sm, id, 0, nil).Credentials(context.Background())
+			_, err := secrets.NewCache(sm, id).Credentials(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
@@ -118,7 +117,7 @@ func TestCacheErrors(t *testing.T) {
 		})
 	}
 	t.Run("unknown secret", func(t *testing.T) {
-		_, err := secrets.NewCache(sm, "no-such-secret", 0, nil).Credentials(context.Background())
+		_, err := secrets.NewCache(sm, "no-such-secret").Credentials(context.Background())
 		if err == nil || !strings.Contains(err.Error(), "read secret no-such-secret") {
 			t.Fatalf("err = %v", err)
 		}

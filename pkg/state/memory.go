@@ -23,16 +23,24 @@ type Memory struct {
 
 var _ Idempotency = (*Memory)(nil)
 
-// NewMemory returns an empty store. now may be nil for the wall clock.
-func NewMemory(now func() time.Time) *Memory {
-	if now == nil {
-		now = time.Now
-	}
-	return &Memory{
-		now: now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
+// Option configures a Memory store.
+type Option func(*Memory)
+
+// WithClock sets the clock the store's records are timed by (default the
+// wall clock).
+func WithClock(now func() time.Time) Option { return func(m *Memory) { m.now = now } }
+
+// NewMemory returns an empty store.
+func NewMemory(opts ...Option) *Memory {
+	m := &Memory{
+		now: time.Now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
 		jobs: make(map[string]TableauJob), allJobs: make(map[string]TableauJob), closed: make(map[string]string), ends: make(map[Key]TargetSummary),
 		outbox: make(map[string]Notification),
 	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
 }
 
 // Begin implements Idempotency.

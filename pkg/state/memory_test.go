@@ -10,20 +10,20 @@ import (
 
 func TestMemory(t *testing.T) {
 	statetest.TestIdempotency(t, func(_ *testing.T, now func() time.Time) state.Idempotency {
-		return state.NewMemory(now)
+		return state.NewMemory(state.WithClock(now))
 	})
 }
 
 func TestMemoryRuns(t *testing.T) {
 	statetest.TestScheduledRuns(t, func(_ *testing.T, now func() time.Time) state.ScheduledRuns {
-		return state.NewMemory(now).Runs()
+		return state.NewMemory(state.WithClock(now)).Runs()
 	})
 }
 
 func TestMemoryTableauJobs(t *testing.T) {
-	statetest.TestTableauJobs(t, func(_ *testing.T, now func() time.Time) statetest.Store { return state.NewMemory(now) })
+	statetest.TestTableauJobs(t, func(_ *testing.T, now func() time.Time) statetest.Store { return state.NewMemory(state.WithClock(now)) })
 }
 
 func TestMemoryOutbox(t *testing.T) {
-	statetest.TestOutbox(t, func(_ *testing.T, now func() time.Time) statetest.Store { return state.NewMemory(now) })
+	statetest.TestOutbox(t, func(_ *testing.T, now func() time.Time) statetest.Store { return state.NewMemory(state.WithClock(now)) })
 }

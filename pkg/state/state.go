@@ -34,13 +34,27 @@ const (
 	OutcomeAlreadyQueued = "already_queued"
 )
 
-// Key names one (dbt run, target) pair.
+// Key names what a claim is about: one (dbt run, target) pair, or one
+// webhook delivery.
 type Key struct {
 	RunID  string
 	Target string
+	// Delivery, when set, names a webhook delivery instead (see
+	// DeliveryKey); RunID and Target are then empty.
+	Delivery string
 }
 
-func (k Key) String() string { return "run " + k.RunID + " target " + k.Target }
+// DeliveryKey is the key of a webhook delivery, e.g. "tableau:<hash of the
+// body>", so that a sender's identical duplicates are handled once. Such
+// keys are kept apart from the runs' in every store.
+func DeliveryKey(id string) Key { return Key{Delivery: id} }
+
+func (k Key) String() string {
+	if k.Delivery != "" {
+		return "delivery " + k.Delivery
+	}
+	return "run " + k.RunID + " target " + k.Target
+}
 
 // Record is what the store holds for a key.
 type Record struct {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -69,6 +70,61 @@ func (a ConnectedApp) validate() error {
 	return nil
 }
 
+// Credentials are what a Client signs in with: a personal access token, or
+// a connected app when ConnectedApp is set.
+type Credentials struct {
+	PATName      string
+	PATSecret    string
+	ConnectedApp *ConnectedApp
+}
+
+// CredentialsProvider returns the credentials to sign in with now. A Client
+// asks before it uses its session, so credentials that rotate (a secret
+// updated in Secrets Manager) take effect without a new Client: when they
+// change, the Client drops its session and signs in with the new ones. The
+// provider should cache: it is asked on every call.
+type CredentialsProvider interface {
+	Credentials(ctx context.Context) (Credentials, error)
+}
+
+// CredentialsProviderFunc adapts a function to CredentialsProvider.
+type CredentialsProviderFunc func(ctx context.Context) (Credentials, error)
+
+// Credentials implements CredentialsProvider.
+func (f CredentialsProviderFunc) Credentials(ctx context.Context) (Credentials, error) { return f(ctx) }
+
+// equal compares two answers of a provider, secrets and scopes too.
+func (cr Credentials) equal(o Credentials) bool {
+	if cr.PATName != o.PATName || cr.PATSecret != o.PATSecret || (cr.ConnectedApp == nil) != (o.ConnectedApp == nil) {
+		return false
+	}
+	if cr.ConnectedApp == nil {
+		return true
+	}
+	a, b := *cr.ConnectedApp, *o.ConnectedApp
+	return a.ClientID == b.ClientID && a.SecretID == b.SecretID && a.SecretValue == b.SecretValue &&
+		a.Username == b.Username && slices.Equal(a.Scopes, b.Scopes)
+}
+
+// build checks the credentials and returns the way of signing in they name.
+func (cr Credentials) build() (credentials, error) {
+	if cr.ConnectedApp != nil {
+		app := *cr.ConnectedApp
+		if err := app.validate(); err != nil {
+			return nil, err
+		}
+		app.Scopes = append([]string(nil), app.Scopes...)
+		if len(app.Scopes) == 0 {
+			app.Scopes = DefaultScopes()
+		}
+		return &jwtCredentials{app: app}, nil
+	}
+	if cr.PATName == "" || cr.PATSecret == "" {
+		return nil, errors.New("personal access token: name and secret are both required")
+	}
+	return &patCredentials{name: cr.PATName, secret: cr.PATSecret}, nil
+}
+
 // credentials is one way of signing in.
 type credentials interface {
 	// identity names the credentials without revealing any secret; it keys
@@ -79,6 +135,8 @@ type credentials interface {
 	// describe names the credentials for a person who must fix them, e.g.
 	// personal access token "refresh-bot"; never a secret.
 	describe() string
+	// same reports whether o signs in exactly as these do, secrets too.
+	same(o credentials) bool
 	// signInBody returns the credentials object of the sign-in request.
 	signInBody(site string, now time.Time) (any, error)
 }
@@ -92,6 +150,10 @@ type patCredentials struct{ name, secret string }
 func (p *patCredentials) identity() string { return "pat=" + p.name }
 func (p *patCredentials) kind() string     { return "personal access token" }
 func (p *patCredentials) describe() string { return fmt.Sprintf("personal access token %q", p.name) }
+func (p *patCredentials) same(o credentials) bool {
+	q, ok := o.(*patCredentials)
+	return ok && *p == *q
+}
 func (p *patCredentials) signInBody(site string, _ time.Time) (any, error) {
 	return struct {
 		Name   string  `json:"personalAccessTokenName"`
@@ -108,6 +170,10 @@ func (j *jwtCredentials) identity() string {
 func (j *jwtCredentials) kind() string { return "connected app" }
 func (j *jwtCredentials) describe() string {
 	return fmt.Sprintf("connected app %q acting as %q", j.app.ClientID, j.app.Username)
+}
+func (j *jwtCredentials) same(o credentials) bool {
+	k, ok := o.(*jwtCredentials)
+	return ok && Credentials{ConnectedApp: &j.app}.equal(Credentials{ConnectedApp: &k.app})
 }
 func (j *jwtCredentials) signInBody(site string, now time.Time) (any, error) {
 	tok, err := j.app.jwt(now)
@@ -166,11 +232,11 @@ func newUUID() string {
 // touch the Client's cached or shared session: callers decide that.
 //
 // See https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api_ref_authentication.htm#sign_in.
-func (c *Client) signIn(ctx context.Context) (*Session, error) {
-	if c.creds == nil {
+func (c *Client) signIn(ctx context.Context, cr credentials) (*Session, error) {
+	if cr == nil {
 		return nil, ErrNoCredentials
 	}
-	creds, err := c.creds.signInBody(c.site, time.Now())
+	creds, err := cr.signInBody(c.site, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("tableau: sign in to site %q: %w", c.site, err)
 	}
@@ -196,7 +262,7 @@ func (c *Client) signIn(ctx context.Context) (*Session, error) {
 		secret: true,
 	}
 	if err := c.send(ctx, r); err != nil {
-		return nil, &SignInError{Site: c.site, Credentials: c.creds.describe(), Err: err}
+		return nil, &SignInError{Site: c.site, Credentials: cr.describe(), Err: err}
 	}
 	if reply.Credentials == nil || reply.Credentials.Token == "" || reply.Credentials.Site.ID == "" {
 		return nil, fmt.Errorf("tableau: sign in to site %q: %w", c.site,
@@ -210,7 +276,7 @@ func (c *Client) signIn(ctx context.Context) (*Session, error) {
 		CreatedAt: time.Now().UTC(),
 	}
 	c.logger.InfoContext(ctx, "tableau signed in", "site", c.site, "site_id", s.SiteID,
-		"user_id", s.UserID, "auth", c.creds.kind())
+		"user_id", s.UserID, "auth", cr.kind())
 	return s, nil
 }
 
@@ -250,10 +316,10 @@ func (c *Client) SignOut(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tableau: sign out: %w", err)
 	}
-	if c.store != nil {
-		stored, lerr := c.store.Load(ctx, c.storeKey)
+	if _, key := c.auth(); c.store != nil {
+		stored, lerr := c.store.Load(ctx, key)
 		if lerr == nil && stored != nil && stored.Token == s.Token {
-			if serr := c.store.Save(ctx, c.storeKey, &Session{}); serr != nil {
+			if serr := c.store.Save(ctx, key, &Session{}); serr != nil {
 				return &storeError{op: "clear", err: serr}
 			}
 		}

@@ -49,9 +49,8 @@ type Client struct {
 	site         string   // site content URL; "" is the default site
 	hc           *http.Client
 	logger       *slog.Logger
-	creds        credentials
+	provider     CredentialsProvider
 	store        SessionStore
-	storeKey     string
 	owner        string // identifies this Client when it holds the sign-in lease
 	retry        remote.Policy
 	pageSize     int
@@ -63,6 +62,9 @@ type Client struct {
 	leasePollMax time.Duration
 
 	mu         sync.Mutex
+	creds      credentials // what sign-ins use; from the provider when there is one
+	storeKey   string      // the key of creds' shared session
+	given      Credentials // the provider's last answer, so that an unchanged one costs nothing
 	sess       *Session
 	version    string
 	serverInfo *ServerInfo
@@ -120,16 +122,7 @@ func WithHTTPClient(hc *http.Client) Option {
 //
 // See https://help.tableau.com/current/api/rest_api/en-us/REST/rest_api_concepts_auth.htm.
 func WithPAT(name, secret string) Option {
-	return func(c *Client) error {
-		if name == "" || secret == "" {
-			return errors.New("personal access token: name and secret are both required")
-		}
-		if c.creds != nil {
-			return errors.New("credentials given twice: use one of WithPAT or WithConnectedApp")
-		}
-		c.creds = &patCredentials{name: name, secret: secret}
-		return nil
-	}
+	return withCredentials(Credentials{PATName: name, PATSecret: secret})
 }
 
 // WithConnectedApp signs in with a connected app using direct trust: the
@@ -138,18 +131,35 @@ func WithPAT(name, secret string) Option {
 //
 // See https://help.tableau.com/current/online/en-us/connected_apps_direct.htm.
 func WithConnectedApp(app ConnectedApp) Option {
+	return withCredentials(Credentials{ConnectedApp: &app})
+}
+
+func withCredentials(cr Credentials) Option {
 	return func(c *Client) error {
-		if err := app.validate(); err != nil {
+		built, err := cr.build()
+		if err != nil {
 			return err
 		}
-		if c.creds != nil {
-			return errors.New("credentials given twice: use one of WithPAT or WithConnectedApp")
+		if c.creds != nil || c.provider != nil {
+			return errors.New("credentials given twice: use one of WithPAT, WithConnectedApp or WithCredentialsProvider")
 		}
-		app.Scopes = append([]string(nil), app.Scopes...)
-		if len(app.Scopes) == 0 {
-			app.Scopes = DefaultScopes()
+		c.creds = built
+		return nil
+	}
+}
+
+// WithCredentialsProvider signs in with what p returns, asked before each
+// use of the session, so that rotated credentials take effect (see
+// CredentialsProvider).
+func WithCredentialsProvider(p CredentialsProvider) Option {
+	return func(c *Client) error {
+		if p == nil {
+			return errors.New("credentials provider is nil")
 		}
-		c.creds = &jwtCredentials{app: app}
+		if c.creds != nil || c.provider != nil {
+			return errors.New("credentials given twice: use one of WithPAT, WithConnectedApp or WithCredentialsProvider")
+		}
+		c.provider = p
 		return nil
 	}
 }

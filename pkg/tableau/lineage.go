@@ -624,7 +624,7 @@ func (c *Client) WalkLineage(ctx context.Context, cur LineageCursor, visit func(
 	for !cur.Done() {
 		if slowest > 0 && !remote.Fits(ctx, 2*slowest) {
 			c.logger.InfoContext(ctx, "tableau lineage walk stopping before the deadline",
-				"stage", string(cur.Stage), "slowest_page", slowest)
+				"stage", string(cur.Stage), "slowest_page", slowest.String())
 			return cur, nil
 		}
 		start := time.Now()

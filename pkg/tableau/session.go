@@ -62,11 +62,54 @@ func sessionKey(server, site, identity string) string {
 // SessionStore, e.g. "tableau-session|https://tableau.example.com|mysite|pat=refresh-bot".
 // It is derived from the server URL, the site and the PAT name (or connected
 // app and user), never from a secret. It is empty without credentials.
-func (c *Client) SessionKey() string { return c.storeKey }
+func (c *Client) SessionKey() string {
+	_, key := c.auth()
+	return key
+}
+
+// auth returns the credentials to sign in with and the key of their shared
+// session, as they stand now.
+func (c *Client) auth() (credentials, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds, c.storeKey
+}
+
+// syncCredentials asks the CredentialsProvider, if any, for the current
+// credentials; when they changed, the session of the old ones is dropped.
+func (c *Client) syncCredentials(ctx context.Context) error {
+	if c.provider == nil {
+		return nil
+	}
+	given, err := c.provider.Credentials(ctx)
+	if err != nil {
+		return fmt.Errorf("tableau: credentials: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creds != nil && c.given.equal(given) {
+		return nil
+	}
+	cr, err := given.build()
+	if err != nil {
+		return fmt.Errorf("tableau: credentials: %w", err)
+	}
+	c.given = given
+	if c.creds != nil && cr.same(c.creds) {
+		return nil
+	}
+	c.creds = cr
+	c.storeKey = sessionKey(c.baseURL.String(), c.site, cr.identity())
+	c.sess = nil
+	return nil
+}
 
 // session returns the current session, signing in (or adopting a shared
 // session) on first need.
 func (c *Client) session(ctx context.Context) (*Session, error) {
+	if err := c.syncCredentials(ctx); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	s := c.sess
 	c.mu.Unlock()
@@ -80,7 +123,8 @@ func (c *Client) session(ctx context.Context) (*Session, error) {
 // none). Sign-ins are serialised per Client: goroutines that queue behind one
 // find the new session and use it instead of signing in again.
 func (c *Client) renew(ctx context.Context, failed string) (*Session, error) {
-	if c.creds == nil {
+	cr, key := c.auth()
+	if cr == nil {
 		return nil, ErrNoCredentials
 	}
 	if err := c.signInMu.lock(ctx); err != nil {
@@ -99,9 +143,9 @@ func (c *Client) renew(ctx context.Context, failed string) (*Session, error) {
 		err error
 	)
 	if c.store == nil {
-		s, err = c.signIn(ctx)
+		s, err = c.signIn(ctx, cr)
 	} else {
-		s, err = c.renewShared(ctx, failed)
+		s, err = c.renewShared(ctx, failed, cr, key)
 	}
 	if err != nil {
 		return nil, err
@@ -116,11 +160,11 @@ func (c *Client) renew(ctx context.Context, failed string) (*Session, error) {
 // unless it is the one that just failed; otherwise sign in while holding the
 // lease; if another instance holds the lease, wait (bounded, with backoff)
 // for the session it will store.
-func (c *Client) renewShared(ctx context.Context, failed string) (*Session, error) {
+func (c *Client) renewShared(ctx context.Context, failed string, cr credentials, key string) (*Session, error) {
 	deadline := time.Now().Add(c.leaseWait)
 	poll := c.leasePoll
 	for {
-		stored, err := c.store.Load(ctx, c.storeKey)
+		stored, err := c.store.Load(ctx, key)
 		if err != nil {
 			return nil, &storeError{op: "load", err: err}
 		}
@@ -128,16 +172,16 @@ func (c *Client) renewShared(ctx context.Context, failed string) (*Session, erro
 			c.logger.DebugContext(ctx, "tableau adopted shared session", "site_id", stored.SiteID)
 			return stored, nil
 		}
-		ok, err := c.store.TryLock(ctx, c.storeKey, c.owner, c.leaseTTL)
+		ok, err := c.store.TryLock(ctx, key, c.owner, c.leaseTTL)
 		if err != nil {
 			return nil, &storeError{op: "lock", err: err}
 		}
 		if ok {
-			return c.signInHoldingLease(ctx, failed)
+			return c.signInHoldingLease(ctx, failed, cr, key)
 		}
 		if time.Now().Add(poll).After(deadline) {
 			return nil, fmt.Errorf("tableau: another instance has held the sign-in lease for %q for over %s: %w",
-				c.storeKey, c.leaseWait, context.DeadlineExceeded)
+				key, c.leaseWait, context.DeadlineExceeded)
 		}
 		if err := c.sleep(ctx, poll); err != nil {
 			return nil, fmt.Errorf("tableau: wait for another instance to sign in: %w", err)
@@ -146,29 +190,29 @@ func (c *Client) renewShared(ctx context.Context, failed string) (*Session, erro
 	}
 }
 
-func (c *Client) signInHoldingLease(ctx context.Context, failed string) (*Session, error) {
+func (c *Client) signInHoldingLease(ctx context.Context, failed string, cr credentials, key string) (*Session, error) {
 	defer func() {
 		// Release even if ctx is over, so the others need not wait out the ttl.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := c.store.Unlock(uctx, c.storeKey, c.owner); err != nil {
+		if err := c.store.Unlock(uctx, key, c.owner); err != nil {
 			c.logger.WarnContext(ctx, "tableau session store unlock failed", "error", err.Error())
 		}
 	}()
 	// Between our Load and TryLock another instance may have signed in,
 	// saved and released: signing in now would end its fresh session.
-	stored, err := c.store.Load(ctx, c.storeKey)
+	stored, err := c.store.Load(ctx, key)
 	if err != nil {
 		return nil, &storeError{op: "load", err: err}
 	}
 	if stored.usable() && stored.Token != failed {
 		return stored, nil
 	}
-	s, err := c.signIn(ctx)
+	s, err := c.signIn(ctx, cr)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store.Save(ctx, c.storeKey, s); err != nil {
+	if err := c.store.Save(ctx, key, s); err != nil {
 		// The session works; the others will sign in for themselves, which
 		// costs this one its session later, but failing now would waste it.
 		c.logger.WarnContext(ctx, "tableau session store save failed", "error", err.Error())

@@ -773,3 +773,71 @@ func TestSimWebhooks(t *testing.T) {
 		t.Errorf("deliveries = %v, want the test delivery", delivered)
 	}
 }
+
+// rotating is a CredentialsProvider whose answer a test changes, as an
+// operator changes the secret.
+type rotating struct {
+	mu    sync.Mutex
+	cr    tableau.Credentials
+	asked int
+}
+
+func (r *rotating) Credentials(context.Context) (tableau.Credentials, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked++
+	return r.cr, nil
+}
+
+func (r *rotating) set(cr tableau.Credentials) {
+	r.mu.Lock()
+	r.cr = cr
+	r.mu.Unlock()
+}
+
+// A rotated secret takes effect in the same Client: one sign-in with the new
+// credentials, none while they stay the same, whether a PAT or a connected
+// app.
+func TestSimCredentialsProviderRotation(t *testing.T) {
+	srv := newSim(t)
+	srv.AddPAT("second-pat", "second-secret")
+	srv.AddConnectedApp("app-id", "kid", "app-secret-value")
+	id := srv.AddWorkbook("Rotated", "Finance")
+	p := &rotating{cr: tableau.Credentials{PATName: simPAT, PATSecret: simSecret}}
+	c, err := tableau.NewClient(srv.URL(), tableau.WithSite(simSite), tableau.WithCredentialsProvider(p), tableau.WithRetryPolicy(fastRetries))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	steps := []struct {
+		name        string
+		cr          *tableau.Credentials // nil: unchanged
+		wantSignIns int                  // in all, after the step's two calls
+	}{
+		{"first PAT", nil, 1},
+		{"the same answer again", nil, 1},
+		{"rotated to another PAT", &tableau.Credentials{PATName: "second-pat", PATSecret: "second-secret"}, 2},
+		{"rotated to a connected app", &tableau.Credentials{ConnectedApp: &tableau.ConnectedApp{ClientID: "app-id", SecretID: "kid", SecretValue: "app-secret-value", Username: "pat-" + simPAT}}, 3},
+		{"the app's answer again, as a new value", &tableau.Credentials{ConnectedApp: &tableau.ConnectedApp{ClientID: "app-id", SecretID: "kid", SecretValue: "app-secret-value", Username: "pat-" + simPAT}}, 3},
+	}
+	for _, st := range steps {
+		if st.cr != nil {
+			p.set(*st.cr)
+		}
+		for range 2 {
+			if _, err := c.Workbook(ctx, id); err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+		}
+		if n := srv.Count(http.MethodPost, "/auth/signin"); n != st.wantSignIns {
+			t.Errorf("%s: %d sign-ins in all, want %d", st.name, n, st.wantSignIns)
+		}
+	}
+	if key := c.SessionKey(); !strings.Contains(key, "connected-app=app-id") {
+		t.Errorf("session key %q does not follow the rotated credentials", key)
+	}
+	p.set(tableau.Credentials{PATName: "no-secret"})
+	if _, err := c.Workbook(ctx, id); err == nil || !strings.Contains(err.Error(), "name and secret are both required") {
+		t.Errorf("incomplete credentials from the provider: %v", err)
+	}
+}

@@ -66,7 +66,7 @@ func (c *countingSM) GetSecretValue(ctx context.Context, in *secretsmanager.GetS
 // SDK against moto_server, the Tableau client against the simulator — with
 // every external request counted.
 type benchDeployment struct {
-	handler *webhook.Handler
+	handler *webhook.DBTHandler
 	tab     *tableautest.Server
 	db      *countingDB
 	sm      *countingSM
@@ -104,14 +104,14 @@ func newBenchDeployment(tb testing.TB, targets int, latency time.Duration, memor
 	if err := dynamo.CreateTable(ctx, db, table); err != nil {
 		tb.Fatal(err)
 	}
-	tbl, err := dynamo.New(d.db, table, nil)
+	tbl, err := dynamo.New(d.db, table)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var store state.Idempotency = tbl
 	var jobs state.TableauJobs = tbl
 	if memoryState {
-		mem := state.NewMemory(nil)
+		mem := state.NewMemory()
 		store, jobs = mem, mem
 	}
 	logger := logging.New(io.Discard, slog.LevelInfo)
@@ -119,9 +119,9 @@ func newBenchDeployment(tb testing.TB, targets int, latency time.Duration, memor
 	if err != nil {
 		tb.Fatal(err)
 	}
-	src := secrets.NewCache(d.sm, secretName, 0, logger)
-	ref := refresh.New(store, func(context.Context) (refresh.Tableau, error) { return client, nil }, refresh.Options{Jobs: jobs, Logger: logger})
-	if d.handler, err = webhook.New(src, ref, webhook.Config{Map: m, Logger: logger}); err != nil {
+	src := secrets.NewCache(d.sm, secretName, secrets.WithLogger(logger))
+	ref := refresh.New(store, client, refresh.WithJobs(jobs), refresh.WithLogger(logger))
+	if d.handler, err = webhook.NewDBT(src, ref, m, webhook.WithLogger(logger)); err != nil {
 		tb.Fatal(err)
 	}
 	tab.SetLatency(latency)

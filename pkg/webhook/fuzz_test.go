@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,15 +49,7 @@ var _ secrets.Source = fuzzSecrets{}
 type fuzzTableau struct {
 	calls    atomic.Int64 // client constructions and API calls
 	refreshs atomic.Int64 // refresh requests
-	mode     int          // 0: accepts, 1: client cannot be built, 2: answers 503
-}
-
-func (f *fuzzTableau) client(context.Context) (refresh.Tableau, error) {
-	f.calls.Add(1)
-	if f.mode == 1 {
-		return nil, errors.New("fuzz: no Tableau client")
-	}
-	return f, nil
+	mode     int          // 0: accepts, 1: rejects the bridge's credentials, 2: answers 503
 }
 
 func (f *fuzzTableau) err() error {
@@ -68,9 +59,13 @@ func (f *fuzzTableau) err() error {
 	return nil
 }
 
-// SignIn succeeds in every mode: the faults are the API's.
+// SignIn fails in mode 1 only, as Tableau does for a revoked PAT.
 func (f *fuzzTableau) SignIn(context.Context) error {
 	f.calls.Add(1)
+	if f.mode == 1 {
+		return &tableau.SignInError{Site: "fuzz", Credentials: `personal access token "fuzz"`,
+			Err: &tableau.Error{StatusCode: http.StatusUnauthorized, Code: tableau.CodeBadCredentials, Method: http.MethodPost, Path: "/auth/signin"}}
+	}
 	return nil
 }
 
@@ -107,7 +102,7 @@ func (f *fuzzTableau) refresh(id string) (*tableau.RefreshResult, error) {
 	return &tableau.RefreshResult{Job: &tableau.Job{ID: "job-" + id}}, nil
 }
 
-func fuzzHandler(t *testing.T, mode int) (*webhook.Handler, *fuzzTableau, *refreshmap.Map) {
+func fuzzHandler(t *testing.T, mode int) (*webhook.DBTHandler, *fuzzTableau, *refreshmap.Map) {
 	t.Helper()
 	m, err := refreshmap.Parse([]byte(fuzzMap))
 	if err != nil {
@@ -115,8 +110,8 @@ func fuzzHandler(t *testing.T, mode int) (*webhook.Handler, *fuzzTableau, *refre
 	}
 	tab := &fuzzTableau{mode: mode}
 	now := func() time.Time { return fuzzNow }
-	r := refresh.New(state.NewMemory(now), tab.client, refresh.Options{Now: now})
-	h, err := webhook.New(fuzzSecrets{}, r, webhook.Config{Map: m, MaxEventAge: 24 * time.Hour, Now: now})
+	r := refresh.New(state.NewMemory(state.WithClock(now)), tab, refresh.WithClock(now))
+	h, err := webhook.NewDBT(fuzzSecrets{}, r, m, webhook.WithMaxEventAge(24*time.Hour), webhook.WithClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +119,7 @@ func fuzzHandler(t *testing.T, mode int) (*webhook.Handler, *fuzzTableau, *refre
 }
 
 // fuzzDeliver calls Handle and checks what every reply must be.
-func fuzzDeliver(t *testing.T, h *webhook.Handler, req events.APIGatewayV2HTTPRequest) (int, webhook.Reply) {
+func fuzzDeliver(t *testing.T, h *webhook.DBTHandler, req events.APIGatewayV2HTTPRequest) (int, webhook.DBTReply) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -140,7 +135,7 @@ func fuzzDeliver(t *testing.T, h *webhook.Handler, req events.APIGatewayV2HTTPRe
 	if ct := resp.Headers["Content-Type"]; ct != "application/json" {
 		t.Fatalf("Content-Type %q", ct)
 	}
-	var reply webhook.Reply
+	var reply webhook.DBTReply
 	if !json.Valid([]byte(resp.Body)) || json.Unmarshal([]byte(resp.Body), &reply) != nil || !strings.HasPrefix(resp.Body, "{") {
 		t.Fatalf("reply %q is not a JSON object", resp.Body)
 	}
@@ -152,7 +147,7 @@ func fuzzDeliver(t *testing.T, h *webhook.Handler, req events.APIGatewayV2HTTPRe
 
 func fuzzRequest(body, header, method string, b64 bool, headerName string) events.APIGatewayV2HTTPRequest {
 	req := events.APIGatewayV2HTTPRequest{
-		Version: "2.0", RouteKey: webhook.Route, RawPath: "/dbt/webhook",
+		Version: "2.0", RouteKey: webhook.DBTRoute, RawPath: "/dbt/webhook",
 		Headers:         map[string]string{"content-type": "application/json", headerName: header},
 		Body:            body,
 		IsBase64Encoded: b64,
@@ -162,7 +157,7 @@ func fuzzRequest(body, header, method string, b64 bool, headerName string) event
 	return req
 }
 
-// FuzzHandler drives (*webhook.Handler).Handle entirely in memory: static
+// FuzzHandler drives (*webhook.DBTHandler).Handle entirely in memory: static
 // credentials, the memory state store, a fake Tableau that counts calls. It
 // needs neither moto_server nor the network (the package's TestMain starts
 // moto_server anyway; this target does not use it). Run it with
@@ -295,7 +290,7 @@ func FuzzHandler(f *testing.F) {
 }
 
 // fuzzCheckSigned checks the answer to a delivery whose signature verified.
-func fuzzCheckSigned(t *testing.T, payload []byte, status int, reply webhook.Reply, tab *fuzzTableau, mode int) {
+func fuzzCheckSigned(t *testing.T, payload []byte, status int, reply webhook.DBTReply, tab *fuzzTableau, mode int) {
 	t.Helper()
 	ev, err := dbtcloud.ParseWebhook(payload)
 	if err != nil {
@@ -328,9 +323,9 @@ func fuzzCheckSigned(t *testing.T, payload []byte, status int, reply webhook.Rep
 	if len(reply.Targets) != len(targets) {
 		t.Fatalf("reply lists %d targets, job %s has %d", len(reply.Targets), ev.Data.JobID, len(targets))
 	}
-	// A client that cannot be built (mode 1) is the bridge's own setup
-	// failing, which a person fixes while dbt redelivers: 503, as for
-	// Tableau's 503 (mode 2).
+	// Rejected credentials (mode 1) are the bridge's own setup failing,
+	// which a person fixes while dbt redelivers: 503, as for Tableau's 503
+	// (mode 2).
 	want := map[int]int{0: 200, 1: 503, 2: 503}[mode]
 	if status != want || tab.calls.Load() == 0 {
 		t.Fatalf("payload %q with Tableau mode %d answered %d %+v after %d calls, want %d", payload, mode, status, reply, tab.calls.Load(), want)

@@ -20,7 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/app"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/config"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
@@ -65,8 +66,8 @@ const (
 type world struct {
 	t       *testing.T
 	tab     *tableautest.Server
-	handler *webhook.Handler
-	deps    *bridge.Deps
+	handler *webhook.DBTHandler
+	app     *app.App
 	secret  string // the secret's name
 	logs    *syncBuffer
 	ids     map[string]string // target name -> LUID
@@ -89,7 +90,7 @@ var seq atomic.Int64
 type option func(env map[string]string)
 
 // productionRetries, set in a world's env, gives its Tableau client the
-// default retry policy. bridge.FromEnv ignores the key.
+// default retry policy. config.FromEnv ignores the key.
 const productionRetries = "test:production-retries"
 
 func newWorld(t *testing.T, opts ...option) *world {
@@ -127,7 +128,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 	for _, o := range opts {
 		o(env)
 	}
-	cfg, err := bridge.FromEnv(func(k string) string { return env[k] })
+	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +139,11 @@ func newWorld(t *testing.T, opts ...option) *world {
 	if env[productionRetries] != "" {
 		retry = remote.DefaultPolicy()
 	}
-	w.deps, err = bridge.Build(ctx, cfg, logger, tableau.WithRetryPolicy(retry))
+	w.app, err = app.Build(ctx, cfg, logger, tableau.WithRetryPolicy(retry))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.handler, err = webhook.New(w.deps.Secrets, w.deps.Refresher, webhook.Config{Map: cfg.Map, MaxEventAge: cfg.MaxEventAge, Logger: logger})
+	w.handler, err = webhook.NewDBT(w.app.Secrets, w.app.Refresher, cfg.Map, webhook.WithMaxEventAge(cfg.MaxEventAge), webhook.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func request(body []byte, headers ...string) events.APIGatewayV2HTTPRequest {
 		}
 		h[headers[i]] = headers[i+1]
 	}
-	req := events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: webhook.Route, RawPath: "/dbt/webhook", Headers: h, Body: string(body)}
+	req := events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: webhook.DBTRoute, RawPath: "/dbt/webhook", Headers: h, Body: string(body)}
 	req.RequestContext.HTTP.Method = http.MethodPost
 	req.RequestContext.RequestID = fmt.Sprintf("req-%d", seq.Add(1))
 	return req
@@ -182,7 +183,7 @@ func base64Request(body []byte) events.APIGatewayV2HTTPRequest {
 }
 
 // deliver invokes the handler with a Lambda-like deadline.
-func (w *world) deliver(req events.APIGatewayV2HTTPRequest) (int, webhook.Reply) {
+func (w *world) deliver(req events.APIGatewayV2HTTPRequest) (int, webhook.DBTReply) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 	defer cancel()
@@ -190,7 +191,7 @@ func (w *world) deliver(req events.APIGatewayV2HTTPRequest) (int, webhook.Reply)
 	if err != nil {
 		w.t.Fatalf("Handle returned an error: %v", err)
 	}
-	var reply webhook.Reply
+	var reply webhook.DBTReply
 	if err := json.Unmarshal([]byte(resp.Body), &reply); err != nil {
 		w.t.Fatalf("reply is not JSON: %q", resp.Body)
 	}
@@ -203,7 +204,7 @@ func (w *world) totalRefreshes() int {
 	return w.refreshes("Sales Overview") + w.refreshes("Orders") + w.refreshes("Customers") + w.refreshes("Static")
 }
 
-func results(r webhook.Reply) string {
+func results(r webhook.DBTReply) string {
 	var parts []string
 	for _, o := range r.Targets {
 		parts = append(parts, o.Result)

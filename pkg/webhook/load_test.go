@@ -165,8 +165,8 @@ func runLoad(t *testing.T, spec loadSpec) {
 	}
 	w.ids["Sales Overview/Sandbox"] = luid["Sales Overview/Sandbox"]
 
-	cfgMap := w.deps.Config.Map
-	router := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: w.handler.Handle}, nil)
+	cfgMap := w.app.Config.Map
+	router := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.DBTRoute: w.handler.Handle}, nil)
 	srv := httptest.NewServer(&localrun.Server{Handler: router.Handle, Routes: router.Routes()})
 	t.Cleanup(srv.Close)
 
@@ -230,7 +230,7 @@ func runLoad(t *testing.T, spec loadSpec) {
 	loadParallel(16, len(pairs), func(i int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		records[i], errs[i] = w.deps.Store.Get(ctx, state.Key{RunID: pairs[i].run, Target: pairs[i].target.Key()})
+		records[i], errs[i] = w.app.Store.Get(ctx, state.Key{RunID: pairs[i].run, Target: pairs[i].target.Key()})
 	})
 	jobOwner := map[string]pair{}
 	var refreshed, alreadyQueued, bad int
@@ -614,8 +614,8 @@ func TestSlowCompletionIsNotRepeated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &loadSlowCompletions{Memory: state.NewMemory(nil), delay: 2500 * time.Millisecond}
-	r := refresh.New(store, func(context.Context) (refresh.Tableau, error) { return tc, nil }, refresh.Options{Jobs: store})
+	store := &loadSlowCompletions{Memory: state.NewMemory(), delay: 2500 * time.Millisecond}
+	r := refresh.New(store, tc, refresh.WithJobs(store))
 	run := refresh.Run{RunID: "9901", DBTJobID: "123"}
 	targets := []refreshmap.Target{{Kind: refreshmap.Datasource, ID: orders}}
 	ctx := context.Background()

@@ -5,11 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -39,20 +36,17 @@ type TableauHandler struct {
 	secrets secrets.Source
 	seen    state.Idempotency
 	events  EventHandler
-	logger  *slog.Logger
-	now     func() time.Time
+	o       options
 }
 
 // NewTableau returns a TableauHandler. seen records deliveries so that
-// Tableau's duplicate deliveries (identical payloads) are handled once.
-func NewTableau(src secrets.Source, seen state.Idempotency, events EventHandler, logger *slog.Logger) (*TableauHandler, error) {
+// Tableau's duplicate deliveries (identical payloads) are handled once. It
+// takes WithLogger and WithClock.
+func NewTableau(src secrets.Source, seen state.Idempotency, events EventHandler, opts ...Option) (*TableauHandler, error) {
 	if src == nil || seen == nil || events == nil {
 		return nil, errors.New("webhook: secrets, state and event handler are required")
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &TableauHandler{secrets: src, seen: seen, events: events, logger: logger, now: time.Now}, nil
+	return &TableauHandler{secrets: src, seen: seen, events: events, o: apply(opts)}, nil
 }
 
 // Handle is the Lambda handler for TableauRoute.
@@ -71,12 +65,12 @@ type TableauReply struct {
 func (h *TableauHandler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, TableauReply) {
 	creds, err := h.secrets.Credentials(ctx)
 	if err != nil {
-		h.logger.ErrorContext(ctx, "credentials unavailable", "error", err)
+		h.o.logger.ErrorContext(ctx, "credentials unavailable", "error", err)
 		return http.StatusServiceUnavailable, TableauReply{Message: "credentials unavailable; retry later"}
 	}
 	if !tokenMatches(pathToken(req), creds.TableauWebhookToken) {
 		// The same answer as an unknown route: a wrong token learns nothing.
-		h.logger.WarnContext(ctx, "Tableau webhook with a wrong token", "configured", creds.TableauWebhookToken != "")
+		h.o.logger.WarnContext(ctx, "Tableau webhook with a wrong token", "configured", creds.TableauWebhookToken != "")
 		return http.StatusNotFound, TableauReply{Message: "Not Found"}
 	}
 	body, err := decodeBody(req, maxTableauBody)
@@ -89,19 +83,19 @@ func (h *TableauHandler) handle(ctx context.Context, req events.APIGatewayV2HTTP
 	}
 	ev, err := tableau.ParseEvent(body)
 	if errors.Is(err, tableau.ErrEmptyEvent) {
-		h.logger.InfoContext(ctx, "Tableau webhook test delivery received")
+		h.o.logger.InfoContext(ctx, "Tableau webhook test delivery received")
 		return http.StatusOK, TableauReply{Message: "test delivery received"}
 	}
 	if err != nil {
-		h.logger.WarnContext(ctx, "rejected Tableau webhook payload", "error", err)
+		h.o.logger.WarnContext(ctx, "rejected Tableau webhook payload", "error", err)
 		return http.StatusBadRequest, TableauReply{Message: err.Error()}
 	}
-	log := h.logger.With("tableau_event", ev.Type, "tableau_item_id", ev.ResourceID)
+	log := h.o.logger.With("tableau_event", ev.Type, "tableau_item_id", ev.ResourceID)
 
 	sum := sha256.Sum256(body)
-	key := state.Key{RunID: "tableau-event:" + hex.EncodeToString(sum[:16]), Target: "delivery"}
+	key := state.DeliveryKey("tableau:" + hex.EncodeToString(sum[:16]))
 	owner := state.NewOwner()
-	hold := h.now().Add(30 * time.Second)
+	hold := h.o.now().Add(30 * time.Second)
 	if d, ok := ctx.Deadline(); ok {
 		hold = d
 	}
@@ -148,56 +142,4 @@ func tokenMatches(got, want string) bool {
 	}
 	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
-}
-
-func respond(status int, reply any) events.APIGatewayV2HTTPResponse {
-	body, _ := json.Marshal(reply)
-	return events.APIGatewayV2HTTPResponse{
-		StatusCode: status,
-		Headers:    map[string]string{"Content-Type": "application/json"},
-		Body:       string(body),
-	}
-}
-
-// HTTPHandler is the Lambda handler of one HTTP API route.
-type HTTPHandler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
-
-// Router sends each request to the handler of its route.
-type Router struct {
-	routes map[string]HTTPHandler
-	logger *slog.Logger
-}
-
-// NewRouter returns a Router over routes, keyed by route key ("POST
-// /dbt/webhook"). logger hears of events that match no route.
-func NewRouter(routes map[string]HTTPHandler, logger *slog.Logger) *Router {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Router{routes: routes, logger: logger}
-}
-
-// Handle is the Lambda handler for every route of the HTTP API.
-func (r *Router) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	if h, ok := r.routes[req.RouteKey]; ok {
-		return h(ctx, req)
-	}
-	// Most likely not an API Gateway event at all (a scheduled event sent
-	// to the wrong function, a test invoke): say so, since the caller may
-	// never read the 404. The raw path is not logged: on the Tableau route
-	// it carries the secret token.
-	ctx = logging.With(ctx, "request_id", requestID(ctx, req))
-	r.logger.WarnContext(ctx, "event matches no route of this function; is it an HTTP API (payload 2.0) request?",
-		"route_key", req.RouteKey, "payload_version", req.Version, "routes", strings.Join(r.Routes(), ", "))
-	return respond(http.StatusNotFound, Reply{Message: "Not Found"}), nil
-}
-
-// Routes lists the router's routes, sorted.
-func (r *Router) Routes() []string {
-	out := make([]string, 0, len(r.routes))
-	for k := range r.routes {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

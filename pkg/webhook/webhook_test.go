@@ -19,7 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/bridge"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/app"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/config"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
@@ -307,7 +308,7 @@ func TestCrashAfterClaimIsRetriedAfterExpiry(t *testing.T) {
 	// An invocation with one second left claimed the target and died.
 	hold := time.Now().Add(time.Second)
 	key := state.Key{RunID: "9001", Target: refreshmap.Target{Kind: refreshmap.Datasource, Name: "Orders"}.Key()}
-	if err := w.deps.Store.Begin(context.Background(), state.Claim{Key: key, Owner: "crashed", HoldUntil: hold, Retention: time.Hour}); err != nil {
+	if err := w.app.Store.Begin(context.Background(), state.Claim{Key: key, Owner: "crashed", HoldUntil: hold, Retention: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	status, reply := w.deliver(request(success("9001")))
@@ -357,7 +358,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 }
 
 func TestNewRequiresDependencies(t *testing.T) {
-	if _, err := webhook.New(nil, nil, webhook.Config{}); err == nil {
+	if _, err := webhook.NewDBT(nil, nil, nil); err == nil {
 		t.Error("New without dependencies succeeded")
 	}
 }
@@ -374,23 +375,18 @@ func TestSampleEvents(t *testing.T) {
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	cfg, err := bridge.FromEnv(func(k string) string { return env[k] })
+	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, err := bridge.Build(context.Background(), cfg, logging.New(io.Discard, slog.LevelInfo))
+	a, err := app.Build(context.Background(), cfg, logging.New(io.Discard, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbtHook, err := webhook.New(deps.Secrets, deps.Refresher, webhook.Config{Map: cfg.Map, MaxEventAge: cfg.MaxEventAge})
+	h, err := a.WebhookRouter()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tableauHook, err := webhook.NewTableau(deps.Secrets, deps.Store, deps.Tracker, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: dbtHook.Handle, webhook.TableauRoute: tableauHook.Handle}, nil)
 	tests := []struct {
 		file    string
 		status  int
@@ -417,7 +413,7 @@ func TestSampleEvents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var reply webhook.Reply
+			var reply webhook.DBTReply
 			if err := json.Unmarshal([]byte(resp.Body), &reply); err != nil {
 				t.Fatal(err)
 			}
@@ -496,7 +492,7 @@ func TestTableauRejectsTheBridgesCredentials(t *testing.T) {
 func TestRouterLogsUnroutedEvents(t *testing.T) {
 	logs := &syncBuffer{}
 	called := false
-	h := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.Route: func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	h := webhook.NewRouter(map[string]webhook.HTTPHandler{webhook.DBTRoute: func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		called = true
 		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
 	}}, logging.New(logs, slog.LevelInfo))

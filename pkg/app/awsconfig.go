@@ -1,6 +1,6 @@
 //go:build !lambda.norpc
 
-package bridge
+package app
 
 import (
 	"context"

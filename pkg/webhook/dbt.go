@@ -8,17 +8,14 @@ package webhook
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
@@ -27,8 +24,8 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 )
 
-// Route is the HTTP API route dbt Cloud posts to.
-const Route = "POST /dbt/webhook"
+// DBTRoute is the HTTP API route dbt Cloud posts to.
+const DBTRoute = "POST /dbt/webhook"
 
 // MaxBodyBytes is the largest body accepted. dbt's payloads are about 1 KB.
 const MaxBodyBytes = 1 << 20
@@ -38,7 +35,7 @@ const MaxBodyBytes = 1 << 20
 // event dated further ahead would pass the replay guard for as long.
 const MaxClockSkew = 5 * time.Minute
 
-// Defaults for Config.
+// Defaults of the dbt handler's options.
 const (
 	DefaultMaxEventAge = 24 * time.Hour
 	// DefaultRefreshTimeout leaves two seconds of dbt's ten for the reply
@@ -46,62 +43,42 @@ const (
 	DefaultRefreshTimeout = 8 * time.Second
 )
 
-// Config tunes a Handler.
-type Config struct {
-	Map *refreshmap.Map
-	// MaxEventAge is the age past which an event is acknowledged and ignored
-	// as a replay. It must be shorter than the refresher's retention.
-	MaxEventAge    time.Duration
-	RefreshTimeout time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
-}
-
-// Handler handles webhook deliveries.
-type Handler struct {
+// DBTHandler handles dbt Cloud's webhook deliveries.
+type DBTHandler struct {
 	secrets   secrets.Source
 	refresher *refresh.Refresher
-	cfg       Config
+	m         *refreshmap.Map
+	o         options
 }
 
-// New returns a Handler.
-func New(src secrets.Source, r *refresh.Refresher, cfg Config) (*Handler, error) {
-	if src == nil || r == nil || cfg.Map == nil {
+// NewDBT returns a DBTHandler that refreshes the targets m maps to a
+// successful run's job. It takes WithMaxEventAge, WithRefreshTimeout,
+// WithLogger and WithClock.
+func NewDBT(src secrets.Source, r *refresh.Refresher, m *refreshmap.Map, opts ...Option) (*DBTHandler, error) {
+	if src == nil || r == nil || m == nil {
 		return nil, errors.New("webhook: secrets, refresher and refresh map are required")
 	}
-	if cfg.MaxEventAge <= 0 {
-		cfg.MaxEventAge = DefaultMaxEventAge
-	}
-	if cfg.RefreshTimeout <= 0 {
-		cfg.RefreshTimeout = DefaultRefreshTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	return &Handler{secrets: src, refresher: r, cfg: cfg}, nil
+	return &DBTHandler{secrets: src, refresher: r, m: m, o: apply(opts)}, nil
 }
 
-// Reply is the JSON body of every response.
-type Reply struct {
+// DBTReply is the JSON body of every DBTHandler response.
+type DBTReply struct {
 	Message string            `json:"message"`
 	RunID   string            `json:"run_id,omitempty"`
 	JobID   string            `json:"job_id,omitempty"`
 	Targets []refresh.Outcome `json:"targets,omitempty"`
 }
 
-// Handle is the Lambda handler.
-func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+// Handle is the Lambda handler of DBTRoute.
+func (h *DBTHandler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ctx = logging.With(ctx, "request_id", requestID(ctx, req))
-	status, reply := h.handle(ctx, h.cfg.Logger, req)
+	status, reply := h.handle(ctx, h.o.logger, req)
 	return respond(status, reply), nil
 }
 
-func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGatewayV2HTTPRequest) (int, Reply) {
+func (h *DBTHandler) handle(ctx context.Context, log *slog.Logger, req events.APIGatewayV2HTTPRequest) (int, DBTReply) {
 	if m := req.RequestContext.HTTP.Method; m != "" && m != http.MethodPost {
-		return http.StatusMethodNotAllowed, Reply{Message: "method " + m + " not allowed: dbt Cloud webhooks are POSTed"}
+		return http.StatusMethodNotAllowed, DBTReply{Message: "method " + m + " not allowed: dbt Cloud webhooks are POSTed"}
 	}
 	body, err := decodeBody(req, MaxBodyBytes)
 	if err != nil {
@@ -110,25 +87,25 @@ func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGa
 			status = http.StatusRequestEntityTooLarge
 		}
 		log.WarnContext(ctx, "rejected webhook body", "error", err)
-		return status, Reply{Message: err.Error()}
+		return status, DBTReply{Message: err.Error()}
 	}
 	creds, err := h.secrets.Credentials(ctx)
 	if err != nil {
 		log.ErrorContext(ctx, "credentials unavailable", "error", err)
-		return http.StatusServiceUnavailable, Reply{Message: "credentials unavailable; retry later"}
+		return http.StatusServiceUnavailable, DBTReply{Message: "credentials unavailable; retry later"}
 	}
 	if err := dbtcloud.VerifySignature(body, header(req.Headers, "Authorization"), creds.DBTWebhookSecret); err != nil {
 		log.WarnContext(ctx, "rejected webhook signature", "error", err)
-		return http.StatusUnauthorized, Reply{Message: "missing or invalid signature in the Authorization header"}
+		return http.StatusUnauthorized, DBTReply{Message: "missing or invalid signature in the Authorization header"}
 	}
 	ev, err := dbtcloud.ParseWebhook(body)
 	if err != nil {
 		log.WarnContext(ctx, "rejected webhook payload", "error", err)
-		return http.StatusBadRequest, Reply{Message: err.Error()}
+		return http.StatusBadRequest, DBTReply{Message: err.Error()}
 	}
 	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID}
 	log = log.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "event_id", ev.EventID)
-	reply := Reply{RunID: run.RunID, JobID: run.DBTJobID}
+	reply := DBTReply{RunID: run.RunID, JobID: run.DBTJobID}
 
 	if !ev.Succeeded() {
 		reply.Message = fmt.Sprintf("nothing to do: %s with run status %q (%d); only successful completed runs refresh Tableau",
@@ -138,7 +115,7 @@ func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGa
 	}
 	// Only a successful run refreshes anything, so only its date matters:
 	// dbt's "Test endpoint" delivery and failed runs got their 200 above.
-	switch now := h.cfg.Now(); {
+	switch now := h.o.now(); {
 	case ev.Timestamp.IsZero():
 		log.WarnContext(ctx, "rejected event without a timestamp")
 		reply.Message = "event has no timestamp: without one a replay cannot be told from a new delivery"
@@ -150,12 +127,12 @@ func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGa
 			ev.Timestamp.UTC().Format(time.RFC3339), ahead, MaxClockSkew)
 		return http.StatusBadRequest, reply
 	}
-	if age := h.cfg.Now().Sub(ev.Timestamp); age > h.cfg.MaxEventAge {
-		reply.Message = fmt.Sprintf("nothing to do: event is %s old, older than %s; ignored as a replay", age.Round(time.Second), h.cfg.MaxEventAge)
+	if age := h.o.now().Sub(ev.Timestamp); age > h.o.maxEventAge {
+		reply.Message = fmt.Sprintf("nothing to do: event is %s old, older than %s; ignored as a replay", age.Round(time.Second), h.o.maxEventAge)
 		log.WarnContext(ctx, "ignored stale event", "age", age.String())
 		return http.StatusOK, reply
 	}
-	targets := h.cfg.Map.Targets(run.DBTJobID)
+	targets := h.m.Targets(run.DBTJobID)
 	if len(targets) == 0 {
 		reply.Message = "nothing to do: no Tableau targets are mapped to dbt job " + run.DBTJobID
 		log.InfoContext(ctx, "no targets mapped")
@@ -171,7 +148,7 @@ func (h *Handler) handle(ctx context.Context, log *slog.Logger, req events.APIGa
 // summarize picks the status: 5xx while any target can still succeed on a
 // retry, so that dbt's redelivery finishes the job; 200 otherwise, with
 // failures that no retry can fix listed and logged.
-func summarize(ctx context.Context, log *slog.Logger, reply Reply) (int, Reply) {
+func summarize(ctx context.Context, log *slog.Logger, reply DBTReply) (int, DBTReply) {
 	var retry, failed int
 	var reasons []string // of the targets to retry, distinct
 	for _, o := range reply.Targets {
@@ -211,58 +188,12 @@ func summarize(ctx context.Context, log *slog.Logger, reply Reply) (int, Reply) 
 // deadline. Claims are held until the Lambda deadline — past it this
 // invocation can no longer be working on them — counted on the handler's
 // clock, which is the store's, while the context's deadline is wall time.
-func (h *Handler) deadline(ctx context.Context) (time.Time, context.Context, context.CancelFunc) {
-	timeout, remaining := h.cfg.RefreshTimeout, h.cfg.RefreshTimeout
+func (h *DBTHandler) deadline(ctx context.Context) (time.Time, context.Context, context.CancelFunc) {
+	timeout, remaining := h.o.refreshTimeout, h.o.refreshTimeout
 	if d, ok := ctx.Deadline(); ok {
 		remaining = time.Until(d)
 		timeout = min(timeout, remaining-500*time.Millisecond)
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
-	return h.cfg.Now().Add(remaining), rctx, cancel
-}
-
-var errTooLarge = errors.New("body too large")
-
-// decodeBody returns the raw body, base64-decoded when API Gateway encoded
-// it, refusing more than max bytes.
-func decodeBody(req events.APIGatewayV2HTTPRequest, max int) ([]byte, error) {
-	tooLarge := fmt.Errorf("body larger than %d bytes: %w", max, errTooLarge)
-	if !req.IsBase64Encoded {
-		if len(req.Body) > max {
-			return nil, tooLarge
-		}
-		return []byte(req.Body), nil
-	}
-	if base64.StdEncoding.DecodedLen(len(req.Body)) > max+2 {
-		return nil, tooLarge
-	}
-	b, err := base64.StdEncoding.DecodeString(req.Body)
-	if err != nil {
-		return nil, errors.New("body is marked base64 but is not valid base64")
-	}
-	if len(b) > max {
-		return nil, tooLarge
-	}
-	return b, nil
-}
-
-// header looks a header up case-insensitively: HTTP APIs lower-case names,
-// but other callers (tests, proxies, sam local) may not.
-func header(h map[string]string, name string) string {
-	if v, ok := h[strings.ToLower(name)]; ok {
-		return v
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
-}
-
-func requestID(ctx context.Context, req events.APIGatewayV2HTTPRequest) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-		return lc.AwsRequestID
-	}
-	return req.RequestContext.RequestID
+	return h.o.now().Add(remaining), rctx, cancel
 }

@@ -1,7 +1,6 @@
-package bridge
+package config
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ func TestFromEnv(t *testing.T) {
 	base := map[string]string{
 		"TABLEAU_SERVER_URL": "https://tableau.example.com",
 		"REFRESH_MAP":        `{"jobs":{"1":[{"workbook":"W"}]}}`,
+		"SECRET_ID":          "bridge/credentials",
 	}
 	with := func(extra map[string]string) map[string]string {
 		out := map[string]string{}
@@ -53,6 +53,20 @@ func TestFromEnv(t *testing.T) {
 		{name: "Tableau URL over http", env: with(map[string]string{"TABLEAU_SERVER_URL": "http://example.com"}), wantErr: []string{"TABLEAU_SERVER_URL: server URL \"http://example.com\" must use https"}},
 		{name: "Tableau URL over http on loopback", env: with(map[string]string{"TABLEAU_SERVER_URL": "http://127.0.0.1:8080"}), check: func(t *testing.T, c *Config) {}},
 		{name: "dbt Cloud URL over http", env: with(map[string]string{"DBT_CLOUD_URL": "http://cloud.getdbt.com"}), wantErr: []string{"DBT_CLOUD_URL: "}},
+		{name: "no secret and no credentials in the environment", env: with(map[string]string{"SECRET_ID": ""}),
+			wantErr: []string{"SECRET_ID is not set, and the environment holds no credentials", "DEMO=true"}},
+		{name: "credentials in the environment instead of a secret",
+			env: with(map[string]string{"SECRET_ID": "", "DBT_WEBHOOK_SECRET": "w", "TABLEAU_PAT_NAME": "n", "TABLEAU_PAT_SECRET": "s"}),
+			check: func(t *testing.T, c *Config) {}},
+		{name: "a Lambda without its state table", env: with(map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}),
+			wantErr: []string{"STATE_TABLE is not set: a deployed function keeps its state in the DynamoDB table"}},
+		{name: "a demo Lambda (sam local invoke) keeps state in memory", env: with(map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "DEMO": "true"}),
+			check: func(t *testing.T, c *Config) {
+				if !c.Demo {
+					t.Error("DEMO=true not read")
+				}
+			}},
+		{name: "DEMO must be a boolean", env: with(map[string]string{"DEMO": "yes please"}), wantErr: []string{`DEMO: want true or false, got "yes please"`}},
 		{name: "replays must stay deduplicated", env: with(map[string]string{"WEBHOOK_MAX_EVENT_AGE": "96h"}), wantErr: []string{"IDEMPOTENCY_RETENTION (72h0m0s) must be longer than WEBHOOK_MAX_EVENT_AGE (96h0m0s)"}},
 	}
 	for _, tt := range tests {
@@ -78,37 +92,5 @@ func TestFromEnv(t *testing.T) {
 			}
 			tt.check(t, c)
 		})
-	}
-}
-
-func TestBuildLocalAndDBT(t *testing.T) {
-	kv := map[string]string{
-		"TABLEAU_SERVER_URL": "https://tableau.example.com",
-		"REFRESH_MAP":        `{"jobs":{"1":[{"workbook":"W"}]}}`,
-		"DBT_WEBHOOK_SECRET": "w", "TABLEAU_PAT_NAME": "n", "TABLEAU_PAT_SECRET": "s",
-	}
-	c, err := FromEnv(env(kv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := Build(context.Background(), c, NewLogger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Without SECRET_ID, credentials come from the same environment.
-	creds, err := d.Secrets.Credentials(context.Background())
-	if err != nil || creds.TableauPATName != "n" {
-		t.Fatalf("credentials = %v, %v", creds, err)
-	}
-	if dbt := d.DBT(); dbt != nil {
-		t.Errorf("DBT() without an account = %v, want nil: the scheduled path is off", dbt)
-	}
-	c.DBTAccountID = 7
-	dbt := d.DBT()
-	if err := dbt.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "dbt_api_token") {
-		t.Errorf("Check without a token = %v", err)
-	}
-	if _, err := dbt.GetRun(context.Background(), 1); err == nil || !strings.Contains(err.Error(), "dbt_api_token") {
-		t.Errorf("GetRun without a token = %v", err)
 	}
 }

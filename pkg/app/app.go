@@ -1,0 +1,163 @@
+// Package app is the composition root: from a configuration it builds
+// every part a function needs — the AWS clients, the state stores, the
+// Tableau and dbt Cloud clients with credentials that follow the secret,
+// the refresher, the notification channels — and the handlers the
+// functions' mains start. It holds no logic of its own.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/config"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
+)
+
+// App is everything a function needs, built once per process.
+type App struct {
+	Config   *config.Config
+	Logger   *slog.Logger
+	Secrets  secrets.Source
+	Store    state.Idempotency
+	Runs     state.ScheduledRuns
+	Jobs     state.TableauJobs
+	Outbox   state.Outbox
+	Sessions tableau.SessionStore
+	// Tableau signs in with the secret's credentials as they are now.
+	Tableau *tableau.Client
+	// DBT is nil when DBT_ACCOUNT_ID is not set: the scheduled path is off.
+	DBT       *dbtcloud.Client
+	Refresher *refresh.Refresher
+	Alerts    *followup.Alerts
+	Tracker   *followup.Tracker
+}
+
+// NewLogger returns the JSON logger the functions write with: to stdout in
+// Lambda, which sends both streams to CloudWatch, and to stderr in a local
+// run, whose stdout carries the function's reply alone (make invoke).
+func NewLogger(level slog.Level) *slog.Logger {
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") == "" {
+		return logging.New(os.Stderr, level)
+	}
+	return logging.New(os.Stdout, level)
+}
+
+// Build makes an App. It does no network I/O, so cold starts stay short:
+// the secret is read and Tableau signed in to on first use. The options are
+// added to the Tableau client's (tests pass faster retries).
+func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...tableau.Option) (*App, error) {
+	a := &App{Config: cfg, Logger: logger}
+	var awsCfg aws.Config
+	if cfg.SecretID != "" || cfg.StateTable != "" || cfg.NotifyTopicARN != "" {
+		var err error
+		if awsCfg, err = loadAWSConfig(ctx); err != nil {
+			return nil, fmt.Errorf("load AWS configuration: %w", err)
+		}
+	}
+	if cfg.SecretID != "" {
+		a.Secrets = secrets.NewCache(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID, secrets.WithTTL(cfg.SecretCacheTTL), secrets.WithLogger(logger))
+	} else {
+		a.Secrets = secrets.Env{Getenv: cfg.Getenv}
+	}
+	if cfg.StateTable != "" {
+		tbl, err := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.StateTable)
+		if err != nil {
+			return nil, err
+		}
+		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions = tbl, tbl.Runs(), tbl, tbl, tbl
+	} else {
+		mem := state.NewMemory()
+		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions = mem, mem.Runs(), mem, mem, tableau.NewMemorySessionStore()
+	}
+
+	tOpts := []tableau.Option{
+		tableau.WithSite(cfg.TableauSite),
+		tableau.WithLogger(logger),
+		tableau.WithSessionStore(a.Sessions),
+		tableau.WithCredentialsProvider(tableauCredentials{a.Secrets}),
+	}
+	if cfg.TableauAPIVersion != "" {
+		tOpts = append(tOpts, tableau.WithAPIVersion(cfg.TableauAPIVersion))
+	}
+	var err error
+	if a.Tableau, err = tableau.NewClient(cfg.TableauServerURL, append(tOpts, opts...)...); err != nil {
+		return nil, fmt.Errorf("configuration: TABLEAU_SERVER_URL: %w", err)
+	}
+	if cfg.DBTAccountID != 0 {
+		dOpts := []dbtcloud.Option{dbtcloud.WithAccountID(cfg.DBTAccountID), dbtcloud.WithTokenProvider(dbtToken{a.Secrets}), dbtcloud.WithLogger(logger)}
+		if cfg.DBTCloudURL != "" {
+			dOpts = append(dOpts, dbtcloud.WithBaseURL(cfg.DBTCloudURL))
+		}
+		if a.DBT, err = dbtcloud.NewClient(dOpts...); err != nil {
+			return nil, fmt.Errorf("configuration: %w", err)
+		}
+	}
+
+	slack, err := notify.NewSlackFromProvider(slackURL{a.Secrets}, notify.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	channels := map[string]notify.Notifier{"slack": slack}
+	if cfg.NotifyTopicARN != "" {
+		sn, err := notify.NewSNS(sns.NewFromConfig(awsCfg), cfg.NotifyTopicARN)
+		if err != nil {
+			return nil, fmt.Errorf("configuration: NOTIFY_TOPIC_ARN: %w", err)
+		}
+		channels["sns"] = sn
+	}
+	a.Alerts = followup.NewAlerts(a.Outbox, channels, followup.WithNotifySuccess(cfg.NotifySuccess), followup.WithLogger(logger))
+	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs),
+		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()))
+	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger))
+	return a, nil
+}
+
+// WebhookRouter is the webhook function's handler: dbt Cloud's route and
+// Tableau's.
+func (a *App) WebhookRouter() (*webhook.Router, error) {
+	dbtHook, err := webhook.NewDBT(a.Secrets, a.Refresher, a.Config.Map,
+		webhook.WithMaxEventAge(a.Config.MaxEventAge), webhook.WithLogger(a.Logger))
+	if err != nil {
+		return nil, err
+	}
+	tableauHook, err := webhook.NewTableau(a.Secrets, a.Store, a.Tracker, webhook.WithLogger(a.Logger))
+	if err != nil {
+		return nil, err
+	}
+	return webhook.NewRouter(map[string]webhook.HTTPHandler{
+		webhook.DBTRoute:     dbtHook.Handle,
+		webhook.TableauRoute: tableauHook.Handle,
+	}, a.Logger), nil
+}
+
+// Scheduler is the scheduled function's handler. Without a dbt Cloud
+// account it only follows the Tableau jobs the webhook queued.
+func (a *App) Scheduler() (*scheduler.Scheduler, error) {
+	var dbt scheduler.DBT
+	if a.DBT != nil {
+		dbt = a.DBT
+	} else {
+		a.Logger.Info("scheduled path off: DBT_ACCOUNT_ID is not set; follow-ups still follow Tableau refresh jobs")
+	}
+	cfg := a.Config
+	return scheduler.New(dbt, a.Runs, a.Refresher, cfg.Map,
+		scheduler.WithPollWindow(cfg.PollWindow), scheduler.WithQueueLimit(cfg.QueueLimit, cfg.CancelStuck),
+		scheduler.WithAlerts(a.Alerts), scheduler.WithFollower(a.Tracker), scheduler.WithLogger(a.Logger))
+}

@@ -1,0 +1,233 @@
+// Package config reads the functions' configuration from environment
+// variables: the same ones in template.yaml, in local runs and in tests.
+// Every problem is reported at once, each naming its variable.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
+)
+
+// Config is the functions' configuration.
+type Config struct {
+	TableauServerURL  string // TABLEAU_SERVER_URL
+	TableauSite       string // TABLEAU_SITE: content URL, "" for the default site
+	TableauAPIVersion string // TABLEAU_API_VERSION: "" negotiates
+
+	SecretID       string        // SECRET_ID: "" reads credentials from the environment (local runs)
+	SecretCacheTTL time.Duration // SECRET_CACHE_TTL
+	StateTable     string        // STATE_TABLE: "" keeps state in memory (local runs)
+
+	Map *refreshmap.Map // REFRESH_MAP or REFRESH_MAP_FILE
+
+	// The scheduled function's dbt Cloud settings; the token is the secret's
+	// dbt_api_token.
+	DBTCloudURL  string        // DBT_CLOUD_URL, default https://cloud.getdbt.com
+	DBTAccountID int64         // DBT_ACCOUNT_ID
+	PollWindow   time.Duration // POLL_WINDOW: how long one invocation waits for runs, default 5m
+	QueueLimit   time.Duration // QUEUE_LIMIT: a run queued longer is reported as stuck, default 30m
+	CancelStuck  bool          // CANCEL_STUCK: also cancel such a run
+
+	// Closing the loop.
+	NotifyTopicARN string        // NOTIFY_TOPIC_ARN: SNS topic for failure messages
+	NotifySuccess  bool          // NOTIFY_SUCCESS: also send a message when a refresh succeeds
+	JobLimit       time.Duration // JOB_LIMIT: a Tableau refresh job unfinished after this is reported, default 2h
+
+	MaxEventAge time.Duration // WEBHOOK_MAX_EVENT_AGE, default 24h
+	Retention   time.Duration // IDEMPOTENCY_RETENTION, default 72h
+	LogLevel    slog.Level    // LOG_LEVEL: debug, info, warn, error
+
+	// Demo is DEMO=true: the functions run against the in-process
+	// simulators with demo content (make run, make invoke, sam local invoke).
+	Demo bool
+
+	// Getenv is where FromEnv read from; credentials without SECRET_ID are
+	// read from the same place.
+	Getenv func(string) string
+}
+
+// FromEnv reads Config. Every problem is reported at once, naming the
+// variable, so a deployment is fixed in one pass.
+func FromEnv(getenv func(string) string) (*Config, error) {
+	c := &Config{
+		TableauServerURL:  strings.TrimSpace(getenv("TABLEAU_SERVER_URL")),
+		TableauSite:       strings.TrimSpace(getenv("TABLEAU_SITE")),
+		TableauAPIVersion: strings.TrimSpace(getenv("TABLEAU_API_VERSION")),
+		SecretID:          strings.TrimSpace(getenv("SECRET_ID")),
+		StateTable:        strings.TrimSpace(getenv("STATE_TABLE")),
+		Getenv:            getenv,
+	}
+	var errs []error
+	var err error
+	if c.Map, err = refreshmap.Load(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{
+		{"SECRET_CACHE_TTL", &c.SecretCacheTTL, secrets.DefaultTTL},
+		{"WEBHOOK_MAX_EVENT_AGE", &c.MaxEventAge, 24 * time.Hour},
+		{"IDEMPOTENCY_RETENTION", &c.Retention, refresh.DefaultRetention},
+		{"POLL_WINDOW", &c.PollWindow, 5 * time.Minute},
+		{"QUEUE_LIMIT", &c.QueueLimit, 30 * time.Minute},
+		{"JOB_LIMIT", &c.JobLimit, 2 * time.Hour},
+	}
+	for _, d := range durations {
+		*d.dst = d.def
+		if v := getenv(d.name); v != "" {
+			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
+				errs = append(errs, fmt.Errorf("%s: want a positive duration such as 24h or 5m, got %q", d.name, v))
+			}
+		}
+	}
+	if c.Retention <= c.MaxEventAge {
+		errs = append(errs, fmt.Errorf("IDEMPOTENCY_RETENTION (%s) must be longer than WEBHOOK_MAX_EVENT_AGE (%s), or a replay could refresh twice", c.Retention, c.MaxEventAge))
+	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, got %q", v))
+		}
+	}
+	c.DBTCloudURL = strings.TrimSpace(getenv("DBT_CLOUD_URL"))
+	if v := strings.TrimSpace(getenv("DBT_ACCOUNT_ID")); v != "" {
+		if c.DBTAccountID, err = strconv.ParseInt(v, 10, 64); err != nil || c.DBTAccountID <= 0 {
+			errs = append(errs, fmt.Errorf("DBT_ACCOUNT_ID: want a positive integer, got %q", v))
+		}
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"CANCEL_STUCK", &c.CancelStuck}, {"NOTIFY_SUCCESS", &c.NotifySuccess}, {"DEMO", &c.Demo}} {
+		if v := strings.TrimSpace(getenv(b.name)); v != "" {
+			if *b.dst, err = strconv.ParseBool(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", b.name, v))
+			}
+		}
+	}
+	c.NotifyTopicARN = strings.TrimSpace(getenv("NOTIFY_TOPIC_ARN"))
+	switch {
+	case c.TableauServerURL == "":
+		errs = append(errs, errors.New("TABLEAU_SERVER_URL is not set: the Tableau Server or Tableau Cloud pod, e.g. https://prod-useast-a.online.tableau.com"))
+	default:
+		// Checked now: a URL the client refuses would otherwise fail every
+		// delivery, after start-up and check-config had passed.
+		if _, err := tableau.NewClient(c.TableauServerURL); err != nil {
+			errs = append(errs, fmt.Errorf("TABLEAU_SERVER_URL: %s", strings.TrimPrefix(err.Error(), "tableau: ")))
+		}
+	}
+	if c.DBTCloudURL != "" {
+		if _, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(c.DBTCloudURL), dbtcloud.WithAccountID(1), dbtcloud.WithToken("x")); err != nil {
+			errs = append(errs, fmt.Errorf("DBT_CLOUD_URL: %s", strings.TrimPrefix(err.Error(), "dbtcloud: ")))
+		}
+	}
+	errs = append(errs, c.checkRequired()...)
+	if len(errs) > 0 {
+		return nil, &Error{Problems: errs}
+	}
+	return c, nil
+}
+
+// checkRequired insists, outside demo mode, on what a deployed function
+// cannot run without, so that it stops at start instead of failing its
+// first delivery.
+func (c *Config) checkRequired() []error {
+	var errs []error
+	if c.SecretID == "" {
+		// Local runs against a real Tableau may keep the credentials in
+		// the environment, under the secret's keys in upper case.
+		if _, err := (secrets.Env{Getenv: c.Getenv}).Credentials(context.Background()); err != nil {
+			errs = append(errs, fmt.Errorf("SECRET_ID is not set, and the environment holds no credentials (%s); set DEMO=true to try the bridge against its simulators", strings.TrimPrefix(err.Error(), "environment credentials: ")))
+		}
+	}
+	if c.StateTable == "" && c.Getenv("AWS_LAMBDA_RUNTIME_API") != "" && !c.Demo {
+		errs = append(errs, errors.New("STATE_TABLE is not set: a deployed function keeps its state in the DynamoDB table (memory is not shared between Lambda instances, so refreshes could repeat)"))
+	}
+	return errs
+}
+
+// CredentialsAt says where a person fixes the Tableau credentials.
+func (c *Config) CredentialsAt() string {
+	if c.SecretID != "" {
+		return fmt.Sprintf("Secrets Manager secret %s (keys tableau_pat_name and tableau_pat_secret, or the connected-app keys)", c.SecretID)
+	}
+	return "the environment (TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET)"
+}
+
+// Describe says in a few lines what a function with this configuration
+// will do, for `make check-config`. It reads nothing over the network: the
+// secret's contents are checked at first use.
+func (c *Config) Describe() string {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, "  "+format+"\n", args...) }
+	b.WriteString("configuration OK\n")
+	if c.Demo {
+		line("demo:           on (DEMO=true): the simulators stand in for Tableau and dbt Cloud")
+	}
+	version := "negotiated with the server"
+	if c.TableauAPIVersion != "" {
+		version = c.TableauAPIVersion
+	}
+	site := "the default site"
+	if c.TableauSite != "" {
+		site = fmt.Sprintf("site %q", c.TableauSite)
+	}
+	line("Tableau:        %s, %s, REST API version %s", c.TableauServerURL, site, version)
+	if c.SecretID != "" {
+		line("credentials:    Secrets Manager secret %s (read at first use, cached %s)", c.SecretID, c.SecretCacheTTL)
+	} else {
+		line("credentials:    environment variables (DBT_WEBHOOK_SECRET, TABLEAU_PAT_NAME, ...)")
+	}
+	if c.StateTable != "" {
+		line("state:          DynamoDB table %s", c.StateTable)
+	} else {
+		line("state:          in memory (STATE_TABLE is not set: local runs only)")
+	}
+	line("refresh map:    %s", c.Map)
+	if c.DBTAccountID != 0 {
+		host := c.DBTCloudURL
+		if host == "" {
+			host = "https://cloud.getdbt.com"
+		}
+		line("scheduled path: on (dbt Cloud %s, account %d; token: the secret's dbt_api_token)", host, c.DBTAccountID)
+	} else {
+		line("scheduled path: off (DBT_ACCOUNT_ID is not set); follow-ups still follow Tableau refresh jobs")
+	}
+	if c.NotifyTopicARN != "" {
+		line("notifications:  SNS topic %s, and Slack when the secret has slack_webhook_url", c.NotifyTopicARN)
+	} else {
+		line("notifications:  Slack when the secret has slack_webhook_url, else the log")
+	}
+	line("replays:        events older than %s are ignored; runs are remembered for %s", c.MaxEventAge, c.Retention)
+	return b.String()
+}
+
+// Error lists every problem with the configuration, each naming its
+// variable, so that a deployment is fixed in one pass. Its message is one
+// line: it is what a function prints when it refuses to start.
+type Error struct {
+	Problems []error
+}
+
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return "configuration: " + strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.Is and errors.As see each problem.
+func (e *Error) Unwrap() []error { return e.Problems }
