@@ -56,7 +56,7 @@ func TestFromEnv(t *testing.T) {
 		{name: "no secret and no credentials in the environment", env: with(map[string]string{"SECRET_ID": ""}),
 			wantErr: []string{"SECRET_ID is not set, and the environment holds no credentials", "DEMO=true"}},
 		{name: "credentials in the environment instead of a secret",
-			env: with(map[string]string{"SECRET_ID": "", "DBT_WEBHOOK_SECRET": "w", "TABLEAU_PAT_NAME": "n", "TABLEAU_PAT_SECRET": "s"}),
+			env:   with(map[string]string{"SECRET_ID": "", "DBT_WEBHOOK_SECRET": "w", "TABLEAU_PAT_NAME": "n", "TABLEAU_PAT_SECRET": "s"}),
 			check: func(t *testing.T, c *Config) {}},
 		{name: "a Lambda without its state table", env: with(map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}),
 			wantErr: []string{"STATE_TABLE is not set: a deployed function keeps its state in the DynamoDB table"}},

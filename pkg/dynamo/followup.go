@@ -105,7 +105,7 @@ func (t *Table) OpenJobs(ctx context.Context) ([]state.TableauJob, error) {
 }
 
 // LatestJob implements state.TableauJobs.
-func (t *Table) LatestJob(ctx context.Context, itemID string) (*state.TableauJob, string, error) {
+func (t *Table) LatestJob(ctx context.Context, itemID string) (*state.TableauJob, state.Outcome, error) {
 	items, err := t.queryIndex(ctx, IndexItemJobs, attrJobItem, itemID, false, 1)
 	if err != nil {
 		return nil, "", fmt.Errorf("find Tableau jobs of item %s: %w", itemID, err)
@@ -114,12 +114,12 @@ func (t *Table) LatestJob(ctx context.Context, itemID string) (*state.TableauJob
 		return nil, "", nil
 	}
 	j := decodeJob(items[0])
-	return &j, getS(items[0], attrRefreshState), nil
+	return &j, state.Outcome(getS(items[0], attrRefreshState)), nil
 }
 
 // CloseJob implements state.TableauJobs: one conditional update ends the job
 // on its target record (only one caller wins) and writes how it ended.
-func (t *Table) CloseJob(ctx context.Context, j state.TableauJob, st, notes string) (bool, error) {
+func (t *Table) CloseJob(ctx context.Context, j state.TableauJob, st state.Outcome, notes string) (bool, error) {
 	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(t.name),
 		Key:                 idemKey(j.Run),
@@ -129,7 +129,7 @@ func (t *Table) CloseJob(ctx context.Context, j state.TableauJob, st, notes stri
 			"#state": attrRefreshState, "#notes": attrNotes, "#fin": attrFinishedAt, "#open": attrOpenJob, "#job": attrJobID,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":state": s(st), ":notes": s(notes), ":fin": ts(t.now()), ":job": s(j.JobID),
+			":state": s(string(st)), ":notes": s(notes), ":fin": ts(t.now()), ":job": s(j.JobID),
 		},
 	})
 	if _, lost := conditionFailed(err); lost {
@@ -183,7 +183,7 @@ func (t *Table) RunSummary(ctx context.Context, runID string) ([]state.TargetSum
 		}
 		out = append(out, state.TargetSummary{
 			Record:       decodeRecord(state.Key{RunID: runID, Target: target}, it),
-			RefreshState: getS(it, attrRefreshState),
+			RefreshState: state.Outcome(getS(it, attrRefreshState)),
 			Notes:        getS(it, attrNotes),
 			FinishedAt:   getTime(it, attrFinishedAt),
 		})
@@ -251,7 +251,7 @@ func (t *Table) Failed(ctx context.Context, k, reason string, retryAt time.Time,
 	}
 	return t.setOutbox(ctx, k, "SET #status = :st, #err = :err, #nb = :nb",
 		map[string]string{"#status": attrStatus, "#err": attrLastError, "#nb": attrNotBefore}, map[string]types.AttributeValue{
-			":st": s(st), ":err": s(reason), ":nb": n(retryAt.UnixMilli()),
+			":st": s(string(st)), ":err": s(reason), ":nb": n(retryAt.UnixMilli()),
 		})
 }
 

@@ -75,7 +75,7 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 }
 
 // Complete implements state.Idempotency.
-func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID string) error {
+func (t *Table) Complete(ctx context.Context, k state.Key, owner string, outcome state.Outcome, jobID string) error {
 	return t.runComplete(ctx, k, t.completeInput(k, owner, outcome, jobID))
 }
 
@@ -91,7 +91,7 @@ func (t *Table) runComplete(ctx context.Context, k state.Key, in *dynamodb.Updat
 }
 
 // completeInput is the update that completes a claim the owner still holds.
-func (t *Table) completeInput(k state.Key, owner, outcome, jobID string) *dynamodb.UpdateItemInput {
+func (t *Table) completeInput(k state.Key, owner string, outcome state.Outcome, jobID string) *dynamodb.UpdateItemInput {
 	return &dynamodb.UpdateItemInput{
 		TableName:           aws.String(t.name),
 		Key:                 idemKey(k),
@@ -101,7 +101,7 @@ func (t *Table) completeInput(k state.Key, owner, outcome, jobID string) *dynamo
 			"#status": attrStatus, "#outcome": attrOutcome, "#job": attrJobID, "#upd": attrUpdatedAt, "#owner": attrOwner,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":completed": s(string(state.StatusCompleted)), ":outcome": s(outcome), ":job": s(jobID),
+			":completed": s(string(state.StatusCompleted)), ":outcome": s(string(outcome)), ":job": s(jobID),
 			":upd": s(t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
 			":inprogress": s(string(state.StatusInProgress)),
 		},
@@ -148,7 +148,7 @@ func decodeRecord(k state.Key, item map[string]types.AttributeValue) state.Recor
 		Status:          state.Status(getS(item, attrStatus)),
 		Owner:           getS(item, attrOwner),
 		DBTJobID:        getS(item, attrDBTJob),
-		Outcome:         getS(item, attrOutcome),
+		Outcome:         state.Outcome(getS(item, attrOutcome)),
 		JobID:           getS(item, attrJobID),
 		InProgressUntil: time.UnixMilli(getN(item, attrInProgressUntil)),
 		ExpiresAt:       time.Unix(getN(item, attrExpiresAt), 0),

@@ -142,7 +142,7 @@ func (r Runs) List(ctx context.Context) ([]state.ScheduledRun, error) {
 }
 
 // Settle implements state.ScheduledRuns.
-func (r Runs) Settle(ctx context.Context, jobID string, runID int64, outcome string) (bool, error) {
+func (r Runs) Settle(ctx context.Context, jobID string, runID int64, outcome state.Outcome) (bool, error) {
 	_, err := r.t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(r.t.name),
 		Key:                      key(runsPK, jobPrefix+jobID),
@@ -151,7 +151,7 @@ func (r Runs) Settle(ctx context.Context, jobID string, runID int64, outcome str
 		ExpressionAttributeNames: map[string]string{"#phase": attrPhase, "#run": attrRunID, "#outcome": attrOutcome, "#upd": attrUpdatedAt},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":running": s(state.PhaseRunning), ":settled": s(state.PhaseSettled), ":run": n(runID),
-			":outcome": s(outcome), ":upd": s(r.t.now().UTC().Format(time.RFC3339Nano)),
+			":outcome": s(string(outcome)), ":upd": s(r.t.now().UTC().Format(time.RFC3339Nano)),
 		},
 	})
 	if _, failed := conditionFailed(err); failed {
@@ -170,7 +170,7 @@ func decodeRun(item map[string]types.AttributeValue) state.ScheduledRun {
 		JobID:       strings.TrimPrefix(getS(item, attrSK), jobPrefix),
 		Phase:       getS(item, attrPhase),
 		Tick:        getS(item, attrTick),
-		Outcome:     getS(item, attrOutcome),
+		Outcome:     state.Outcome(getS(item, attrOutcome)),
 		Owner:       getS(item, attrOwner),
 		RunID:       getN(item, attrRunID),
 		TriggeredAt: trig,

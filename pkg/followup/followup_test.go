@@ -28,6 +28,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
@@ -186,7 +187,7 @@ func TestFailedRefreshNotifiedOnceFromBothSources(t *testing.T) {
 	w := newWorld(t)
 	w.tab.FailNextRefresh(w.ids["Sales"], "Database login failed for user 'etl'")
 	out := w.refresh("70001", sales)
-	if out[0].Result != refresh.Refreshed {
+	if out[0].Result != state.OutcomeRefreshed {
 		t.Fatalf("refresh: %+v", out)
 	}
 	// Tableau's webhook reports the failure...
@@ -392,7 +393,7 @@ func TestStuckJobReportedAfterLimit(t *testing.T) {
 func TestNotQueuedIsNotified(t *testing.T) {
 	w := newWorld(t)
 	out := w.refresh("70006", refreshmap.Target{Kind: refreshmap.Workbook, Name: "Missing"})
-	if out[0].Result != refresh.Failed {
+	if out[0].Result != state.OutcomeFailed {
 		t.Fatalf("%+v", out)
 	}
 	out = w.refresh("70006", refreshmap.Target{Kind: refreshmap.Workbook, Name: "Missing"}) // dbt's retry

@@ -65,7 +65,7 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 			switch {
 			case errors.Is(err, tableau.ErrNotFound):
 				res.Unknown++
-				errs = append(errs, t.end(ctx, tc, j, state.RefreshStuck, "Tableau no longer knows this job"))
+				errs = append(errs, t.end(ctx, tc, j, state.OutcomeStuck, "Tableau no longer knows this job"))
 				continue
 			case err != nil:
 				res.Unknown++
@@ -74,7 +74,7 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 			case job.Finished():
 				st := endState(job)
 				switch st {
-				case state.RefreshSucceeded:
+				case state.OutcomeSucceeded:
 					res.Succeeded++
 				default:
 					res.Failed++
@@ -82,7 +82,7 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 				errs = append(errs, t.end(ctx, tc, j, st, job.Notes))
 			case t.now().Sub(j.QueuedAt) > t.limit:
 				res.Stuck++
-				errs = append(errs, t.end(ctx, tc, j, state.RefreshStuck,
+				errs = append(errs, t.end(ctx, tc, j, state.OutcomeStuck,
 					fmt.Sprintf("not finished %s after it was queued (progress %d%%)", t.now().Sub(j.QueuedAt).Round(time.Minute), job.Progress)))
 			}
 		}
@@ -93,20 +93,20 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 	return res, errors.Join(errs...)
 }
 
-func endState(job *tableau.Job) string {
+func endState(job *tableau.Job) state.Outcome {
 	switch *job.FinishCode {
 	case tableau.FinishSuccess, tableau.FinishCompleted:
-		return state.RefreshSucceeded
+		return state.OutcomeSucceeded
 	case tableau.FinishCancelled:
-		return state.RefreshCancelled
+		return state.OutcomeCancelled
 	}
-	return state.RefreshFailed
+	return state.OutcomeFailed
 }
 
 // end closes a job and raises what it ended with. Only the caller that
 // closes the job raises, and the key is the job's, so the same end reported
 // by the jobs API and by Tableau's webhook makes one message.
-func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st, notes string) error {
+func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st state.Outcome, notes string) error {
 	closed, err := t.jobs.CloseJob(ctx, j, st, notes)
 	if err != nil {
 		return err
@@ -115,7 +115,7 @@ func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st, n
 	if !closed {
 		return nil
 	}
-	if st == state.RefreshSucceeded {
+	if st == state.OutcomeSucceeded {
 		log.InfoContext(ctx, "Tableau refresh finished", "refresh_state", st)
 	} else {
 		log.ErrorContext(ctx, "Tableau refresh did not succeed", "refresh_state", st, "notes", notes)
@@ -130,23 +130,23 @@ func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st, n
 	return t.alerts.Raise(ctx, "tableau-job:"+j.JobID, m)
 }
 
-func kindFor(st string) notify.Kind {
+func kindFor(st state.Outcome) notify.Kind {
 	switch st {
-	case state.RefreshSucceeded:
+	case state.OutcomeSucceeded:
 		return notify.KindTableauRefreshSucceeded
-	case state.RefreshStuck:
+	case state.OutcomeStuck:
 		return notify.KindTableauJobStuck
 	}
 	return notify.KindTableauRefreshFailed
 }
 
-func reason(st, notes string) string {
+func reason(st state.Outcome, notes string) string {
 	switch {
 	case notes != "":
 		return notes
-	case st == state.RefreshCancelled:
+	case st == state.OutcomeCancelled:
 		return "the refresh job was cancelled"
-	case st == state.RefreshFailed:
+	case st == state.OutcomeFailed:
 		return "Tableau reported the refresh job as failed without notes"
 	}
 	return ""
@@ -175,28 +175,18 @@ func (t *Tracker) describe(ctx context.Context, tc Tableau, m *notify.Message) {
 	m.TableauItemURL = link
 }
 
-// EventResult says what HandleEvent did with an event.
-type EventResult string
-
-// Results of HandleEvent.
-const (
-	EventIgnored  EventResult = "ignored"  // not a refresh end
-	EventOurs     EventResult = "ours"     // the end of a refresh we queued
-	EventExternal EventResult = "external" // a refresh someone else started
-)
-
 // HandleEvent takes in a Tableau webhook event. The end of a refresh we
 // queued closes its job (and a failure is raised, under the job's key); the
 // end of anyone else's refresh is counted, and its failure raised too, since
 // the dashboard is stale either way.
-func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResult, error) {
+func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (state.Outcome, error) {
 	outcome := ev.RefreshOutcome()
 	if outcome != "succeeded" && outcome != "failed" {
-		return EventIgnored, nil
+		return state.OutcomeIgnored, nil
 	}
-	st := state.RefreshSucceeded
+	st := state.OutcomeSucceeded
 	if outcome == "failed" {
-		st = state.RefreshFailed
+		st = state.OutcomeFailed
 	}
 	log := t.logger.With("tableau_event", ev.Type, "tableau_item_id", ev.ResourceID, "tableau_item_name", ev.ResourceName)
 	j, end, err := t.jobs.LatestJob(ctx, ev.ResourceID)
@@ -207,7 +197,7 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResu
 	if j != nil && (ev.CreatedAt.IsZero() || !j.QueuedAt.After(ev.CreatedAt.Add(time.Minute))) {
 		tc := t.tableau
 		notes := ""
-		if st == state.RefreshFailed {
+		if st == state.OutcomeFailed {
 			// The event carries no reason; the job does.
 			if job, err := tc.Job(ctx, j.JobID); err == nil {
 				notes = job.Notes
@@ -217,14 +207,14 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResu
 			// Already closed by the jobs API: nothing more to record, and its
 			// notification (same key) went out then.
 			log.InfoContext(ctx, "refresh end already recorded", "tableau_job_id", j.JobID, "refresh_state", end)
-			return EventOurs, nil
+			return state.OutcomeOurs, nil
 		}
-		return EventOurs, t.end(ctx, tc, *j, st, notes)
+		return state.OutcomeOurs, t.end(ctx, tc, *j, st, notes)
 	}
 	log.InfoContext(ctx, "refresh of content we did not refresh", "result", outcome,
 		"ExternalRefreshes", 1, externalMetric(t.now()))
-	if st != state.RefreshFailed {
-		return EventExternal, nil
+	if st != state.OutcomeFailed {
+		return state.OutcomeExternal, nil
 	}
 	m := notify.Message{
 		Kind: notify.KindTableauRefreshFailed, TableauItemKind: ev.ItemKind(), TableauItemName: ev.ResourceName,
@@ -232,7 +222,7 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (EventResu
 	}
 	t.describe(ctx, t.tableau, &m)
 	key := "tableau-item:" + ev.ResourceID + ":" + ev.CreatedAt.UTC().Format(time.RFC3339)
-	return EventExternal, t.alerts.Raise(ctx, key, m)
+	return state.OutcomeExternal, t.alerts.Raise(ctx, key, m)
 }
 
 // externalMetric counts refreshes of content we did not refresh, by outcome

@@ -29,20 +29,11 @@ type Tableau interface {
 	RefreshDatasource(ctx context.Context, id string) (*tableau.RefreshResult, error)
 }
 
-// Results of one target, as reported to dbt and in logs.
-const (
-	Refreshed     = "refreshed"      // Tableau accepted the refresh; JobID is set
-	AlreadyQueued = "already_queued" // Tableau had a refresh of the item queued already
-	Duplicate     = "duplicate"      // an earlier delivery of this run refreshed it
-	InProgress    = "in_progress"    // another delivery is refreshing it right now
-	Failed        = "failed"
-)
-
 // Outcome is what happened to one target.
 type Outcome struct {
 	Target refreshmap.Target `json:"-"`
 	Name   string            `json:"target"`
-	Result string            `json:"result"`
+	Result state.Outcome     `json:"result"`
 	ItemID string            `json:"item_id,omitempty"`
 	JobID  string            `json:"job_id,omitempty"`
 	Error  string            `json:"error,omitempty"`
@@ -52,7 +43,9 @@ type Outcome struct {
 }
 
 // Settled reports whether nothing more needs doing for the target.
-func (o Outcome) Settled() bool { return o.Result != Failed && o.Result != InProgress }
+func (o Outcome) Settled() bool {
+	return o.Result != state.OutcomeFailed && o.Result != state.OutcomeInProgress
+}
 
 // Run names the dbt run whose targets are refreshed.
 type Run struct {
@@ -142,7 +135,7 @@ func (r *Refresher) Refresh(ctx context.Context, run Run, targets []refreshmap.T
 	if err := tc.SignIn(ctx); err != nil {
 		r.signInFailed(ctx, run, err)
 		for i, t := range targets {
-			out[i] = Outcome{Target: t, Name: t.String(), Result: Failed, Error: err.Error(), Retryable: true}
+			out[i] = Outcome{Target: t, Name: t.String(), Result: state.OutcomeFailed, Error: err.Error(), Retryable: true}
 		}
 		return out
 	}
@@ -230,13 +223,13 @@ func (r *Refresher) take(ctx context.Context, c *claim, holdUntil time.Time) boo
 	case err == nil:
 		return true
 	case errors.As(err, &claimed) && claimed.Existing.Status == state.StatusCompleted:
-		c.Result, c.JobID = Duplicate, claimed.Existing.JobID
+		c.Result, c.JobID = state.OutcomeDuplicate, claimed.Existing.JobID
 		c.log.InfoContext(ctx, "target already refreshed for this run", "tableau_job_id", claimed.Existing.JobID)
 	case errors.As(err, &claimed):
-		c.Result, c.Retryable = InProgress, true
+		c.Result, c.Retryable = state.OutcomeInProgress, true
 		c.log.InfoContext(ctx, "target is being refreshed by another delivery")
 	default:
-		c.Result, c.Error, c.Retryable = Failed, "state store: "+err.Error(), true
+		c.Result, c.Error, c.Retryable = state.OutcomeFailed, "state store: "+err.Error(), true
 		c.log.ErrorContext(ctx, "claim failed", "error", err)
 	}
 	return false
@@ -245,7 +238,7 @@ func (r *Refresher) take(ctx context.Context, c *claim, holdUntil time.Time) boo
 // fail releases the claim of a refresh Tableau did not queue, so that a
 // retry can run, and tells a person about failures no retry fixes.
 func (r *Refresher) fail(ctx context.Context, c *claim, err error) {
-	c.Result, c.Error = Failed, err.Error()
+	c.Result, c.Error = state.OutcomeFailed, err.Error()
 	// Rejected credentials concern every target, and are fixed in the
 	// secret, after which a retry succeeds (the session lapsed mid-run and
 	// signing in again was refused).
@@ -284,9 +277,9 @@ func (r *Refresher) fail(ctx context.Context, c *claim, err error) {
 // to follow.
 func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.RefreshResult, holdUntil time.Time) {
 	outcome := state.OutcomeRefreshed
-	c.Result = Refreshed
+	c.Result = state.OutcomeRefreshed
 	if res.AlreadyQueued {
-		outcome, c.Result = state.OutcomeAlreadyQueued, AlreadyQueued
+		outcome, c.Result = state.OutcomeAlreadyQueued, state.OutcomeAlreadyQueued
 	} else if res.Job != nil {
 		c.JobID = res.Job.ID
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 )
 
 // BenchmarkScheduledRunCost measures, on the simulated clock, what one dbt run
@@ -36,7 +37,7 @@ func BenchmarkScheduledRunCost(b *testing.B) {
 				res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}, ScheduledTime: tick.Format(time.RFC3339Nano)})
 				lambda += w.clock.Now().Sub(tick) + time.Since(real)
 				invocations++
-				for err == nil && res.Jobs[0].Outcome == scheduler.Running {
+				for err == nil && res.Jobs[0].Outcome == state.OutcomeRunning {
 					// The next follow-up fires on the 5-minute grid.
 					w.clock.Set(tick.Add((w.clock.Now().Sub(tick)/(5*time.Minute) + 1) * 5 * time.Minute))
 					start, real := w.clock.Now(), time.Now()
@@ -44,7 +45,7 @@ func BenchmarkScheduledRunCost(b *testing.B) {
 					lambda += w.clock.Now().Sub(start) + time.Since(real)
 					invocations++
 				}
-				if err != nil || res.Jobs[0].Outcome != scheduler.Refreshed {
+				if err != nil || res.Jobs[0].Outcome != state.OutcomeRefreshed {
 					b.Fatalf("run did not settle: %+v, %v", res, err)
 				}
 				calls += w.dbt.Count("", "/api/v2/")

@@ -233,7 +233,7 @@ func TestScheduledAndWebhookPathsRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rec := range recs {
-		if rec.Phase != state.PhaseSettled || rec.Outcome != scheduler.Refreshed {
+		if rec.Phase != state.PhaseSettled || rec.Outcome != state.OutcomeRefreshed {
 			t.Errorf("scheduled run record %+v, want settled as refreshed", rec)
 		}
 	}
@@ -278,9 +278,9 @@ func (rg *raceRig) invoke(ev scheduler.Event) (scheduler.Result, error) {
 	rg.mu.Lock()
 	rg.invocations++
 	for _, j := range res.Jobs {
-		rg.outcomes[j.Outcome]++
+		rg.outcomes[string(j.Outcome)]++
 		switch j.Outcome {
-		case scheduler.Refreshed, scheduler.RefreshIncomplete, scheduler.Running, scheduler.AlreadyHandled:
+		case state.OutcomeRefreshed, state.OutcomeRefreshIncomplete, state.OutcomeRunning, state.OutcomeAlreadyHandled:
 		default:
 			rg.t.Errorf("event %+v: job %s: unexpected outcome %+v", ev, j.JobID, j)
 		}
@@ -400,7 +400,7 @@ func (rg *raceRig) sendWebhook(runID int64) {
 		rg.mu.Lock()
 		rg.deliveries++
 		for _, o := range reply.Targets {
-			rg.hookResults[o.Result]++
+			rg.hookResults[string(o.Result)]++
 		}
 		rg.mu.Unlock()
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -594,11 +594,11 @@ func TestRetriedEarlierTickAfterLaterTickSettled(t *testing.T) {
 	w := newWorld(t, func(s *dbtcloudtest.Server) { s.AddJob(123, "Daily", minutes(0.2, 0.3, 1.5)) })
 	tickA := scheduler.Event{Jobs: []string{"123"}, ScheduledTime: "2026-11-23T06:00:00Z"}
 	tickB := scheduler.Event{Jobs: []string{"123"}, ScheduledTime: "2026-11-23T06:05:00Z"}
-	if res, err := w.invoke(tickA); err != nil || res.Jobs[0].Outcome != scheduler.Refreshed {
+	if res, err := w.invoke(tickA); err != nil || res.Jobs[0].Outcome != state.OutcomeRefreshed {
 		t.Fatalf("tick A: %+v, %v", res, err)
 	}
 	w.clock.Advance(5 * time.Minute)
-	if res, err := w.invoke(tickB); err != nil || res.Jobs[0].Outcome != scheduler.Refreshed {
+	if res, err := w.invoke(tickB); err != nil || res.Jobs[0].Outcome != state.OutcomeRefreshed {
 		t.Fatalf("tick B: %+v, %v", res, err)
 	}
 	// Lambda retries an invocation of tick A that had failed.

@@ -63,23 +63,11 @@ type Event struct {
 	Follow        bool   `json:"follow,omitempty"`
 }
 
-// Outcomes of a job in one invocation.
-const (
-	Refreshed         = "refreshed"          // the run succeeded and every target is settled
-	RefreshIncomplete = "refresh_incomplete" // the run succeeded; some targets are to be retried
-	Running           = "running"            // still in flight; a later invocation follows it
-	Failed            = "failed"             // dbt status 20
-	Cancelled         = "cancelled"          // dbt status 30
-	Stuck             = "stuck"              // queued or starting past the limit
-	AlreadyHandled    = "already_handled"    // this tick already ran the job, or another invocation is triggering it
-	Error             = "error"              // dbt Cloud could not be asked
-)
-
 // JobResult is what happened to one job.
 type JobResult struct {
 	JobID   string            `json:"job_id"`
 	RunID   int64             `json:"run_id,omitempty"`
-	Outcome string            `json:"outcome"`
+	Outcome state.Outcome     `json:"outcome"`
 	Status  string            `json:"dbt_status,omitempty"`
 	Message string            `json:"message,omitempty"`
 	Href    string            `json:"href,omitempty"`
@@ -97,7 +85,7 @@ type Result struct {
 // so that the error alarm and EventBridge's retry and dead-letter queue see it.
 func (r JobResult) failed() bool {
 	switch r.Outcome {
-	case Failed, Cancelled, Stuck, Error, RefreshIncomplete:
+	case state.OutcomeFailed, state.OutcomeCancelled, state.OutcomeStuck, state.OutcomeError, state.OutcomeRefreshIncomplete:
 		return true
 	}
 	return false
@@ -366,7 +354,7 @@ func (s *Scheduler) job(ctx context.Context, jobID, tick string, followOnly bool
 		log.InfoContext(ctx, "resuming dbt run in flight", runIDAttr(rec.RunID), "triggered_at", rec.TriggeredAt)
 		return s.follow(ctx, log, res, rec.TriggeredAt, until)
 	case followOnly:
-		res.Outcome, res.Message = AlreadyHandled, "no run in flight"
+		res.Outcome, res.Message = state.OutcomeAlreadyHandled, "no run in flight"
 		return res
 	}
 	return s.trigger(ctx, log, res, tick, until)
@@ -383,11 +371,11 @@ func (s *Scheduler) trigger(ctx context.Context, log *slog.Logger, res JobResult
 		res.RunID = held.Existing.RunID
 		return s.follow(ctx, log, res, held.Existing.TriggeredAt, until)
 	case errors.As(err, &held):
-		res.RunID, res.Outcome, res.Message = held.Existing.RunID, AlreadyHandled, held.Error()
-		if held.Existing.Phase == state.PhaseSettled && held.Existing.Tick == tick && held.Existing.Outcome != Refreshed {
+		res.RunID, res.Outcome, res.Message = held.Existing.RunID, state.OutcomeAlreadyHandled, held.Error()
+		if held.Existing.Phase == state.PhaseSettled && held.Existing.Tick == tick && held.Existing.Outcome != state.OutcomeRefreshed {
 			// A retried tick repeats the failure it is retrying for, so the
 			// event still ends in the dead-letter queue.
-			res.Outcome, res.Status = held.Existing.Outcome, held.Existing.Outcome
+			res.Outcome, res.Status = held.Existing.Outcome, string(held.Existing.Outcome)
 		}
 		log.InfoContext(ctx, "not triggering", "reason", held.Error())
 		return res
@@ -459,7 +447,7 @@ func (s *Scheduler) follow(ctx context.Context, log *slog.Logger, res JobResult,
 			return s.errored(ctx, log, res, fmt.Errorf("read dbt run %d: %w", res.RunID, err))
 		}
 		if s.cfg.Now().Add(wait).After(until) {
-			res.Outcome = Running
+			res.Outcome = state.OutcomeRunning
 			res.Message = "still " + strings.ToLower(res.Status) + "; the next invocation follows it"
 			if lastErr != nil {
 				res.Message = "status unavailable (" + lastErr.Error() + "); the next invocation follows it"
@@ -471,7 +459,7 @@ func (s *Scheduler) follow(ctx context.Context, log *slog.Logger, res JobResult,
 		// sees what the function is waiting for.
 		log.InfoContext(ctx, "waiting for the dbt run to finish", "dbt_status", res.Status, "next_check_in", wait.String())
 		if err := s.cfg.Sleep(ctx, wait); err != nil {
-			res.Outcome, res.Message = Running, "invocation ending: "+err.Error()
+			res.Outcome, res.Message = state.OutcomeRunning, "invocation ending: "+err.Error()
 			return res
 		}
 		wait = min(wait*3/2, s.cfg.MaxPoll)
@@ -480,9 +468,9 @@ func (s *Scheduler) follow(ctx context.Context, log *slog.Logger, res JobResult,
 
 func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult, run *dbtcloud.Run) JobResult {
 	if !run.Status.Success() {
-		res.Outcome = Failed
+		res.Outcome = state.OutcomeFailed
 		if run.Status == dbtcloud.StatusCancelled {
-			res.Outcome = Cancelled
+			res.Outcome = state.OutcomeCancelled
 		}
 		res.Message = run.StatusMessage
 		if res.Message == "" {
@@ -495,7 +483,7 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 		if settled || err != nil {
 			log.ErrorContext(ctx, "dbt run did not succeed; Tableau not refreshed", "dbt_status", res.Status, "reason", res.Message, "dbt_run_url", run.Href)
 			kind := notify.KindDBTRunFailed
-			if res.Outcome == Cancelled {
+			if res.Outcome == state.OutcomeCancelled {
 				kind = notify.KindDBTRunCancelled
 			}
 			s.alert(ctx, log, res, kind)
@@ -517,12 +505,12 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 	if len(unsettled) > 0 {
 		// The record stays RUNNING: the next invocation sees the success
 		// again and retries only these targets.
-		res.Outcome, res.Message = RefreshIncomplete, strings.Join(unsettled, "; ")
+		res.Outcome, res.Message = state.OutcomeRefreshIncomplete, strings.Join(unsettled, "; ")
 		log.WarnContext(ctx, "dbt run succeeded; some Tableau targets not refreshed yet", "unsettled", len(unsettled))
 		return res
 	}
-	res.Outcome = Refreshed
-	if _, err := s.runs.Settle(context.WithoutCancel(ctx), res.JobID, res.RunID, Refreshed); err != nil {
+	res.Outcome = state.OutcomeRefreshed
+	if _, err := s.runs.Settle(context.WithoutCancel(ctx), res.JobID, res.RunID, state.OutcomeRefreshed); err != nil {
 		log.WarnContext(ctx, "could not settle the run record", "error", err)
 	}
 	log.InfoContext(ctx, "dbt run succeeded; Tableau targets refreshed", "targets", len(res.Targets))
@@ -530,7 +518,7 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 }
 
 func (s *Scheduler) stuck(ctx context.Context, log *slog.Logger, res JobResult, waited time.Duration) JobResult {
-	res.Outcome = Stuck
+	res.Outcome = state.OutcomeStuck
 	res.Message = fmt.Sprintf("still %s after %s (limit %s)", strings.ToLower(res.Status), waited.Round(time.Second), s.cfg.QueueLimit)
 	if s.cfg.CancelStuck {
 		if _, err := s.dbt.CancelRun(ctx, res.RunID); err != nil {
@@ -539,7 +527,7 @@ func (s *Scheduler) stuck(ctx context.Context, log *slog.Logger, res JobResult, 
 			res.Message += "; cancelled"
 		}
 	}
-	settled, err := s.runs.Settle(context.WithoutCancel(ctx), res.JobID, res.RunID, Stuck)
+	settled, err := s.runs.Settle(context.WithoutCancel(ctx), res.JobID, res.RunID, state.OutcomeStuck)
 	if err != nil {
 		log.WarnContext(ctx, "could not settle the run record", "error", err)
 	}
@@ -565,7 +553,7 @@ func (s *Scheduler) alert(ctx context.Context, log *slog.Logger, res JobResult, 
 }
 
 func (s *Scheduler) errored(ctx context.Context, log *slog.Logger, res JobResult, err error) JobResult {
-	res.Outcome, res.Message = Error, err.Error()
+	res.Outcome, res.Message = state.OutcomeError, err.Error()
 	log.ErrorContext(ctx, "dbt job not handled", "error", err)
 	return res
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
 )
 
@@ -28,15 +29,15 @@ func TestRunOutcomes(t *testing.T) {
 	tests := []struct {
 		name        string
 		job         []dbtcloudtest.JobOption
-		wantOutcome string
+		wantOutcome state.Outcome
 		wantErr     string
 		wantMsg     string
 		refreshed   int
 	}{
-		{"success", []dbtcloudtest.JobOption{minutes(0.2, 0.3, 1.5)}, scheduler.Refreshed, "", "", 1},
+		{"success", []dbtcloudtest.JobOption{minutes(0.2, 0.3, 1.5)}, state.OutcomeRefreshed, "", "", 1},
 		{"error", []dbtcloudtest.JobOption{minutes(0.2, 0.3, 1.5), dbtcloudtest.Outcome(20), dbtcloudtest.ErrorMessage("Database Error in model orders")},
-			scheduler.Failed, "job 123 run", "Database Error in model orders", 0},
-		{"cancelled", []dbtcloudtest.JobOption{minutes(0.2, 0.3, 1.5), dbtcloudtest.Outcome(30)}, scheduler.Cancelled, "cancelled", "", 0},
+			state.OutcomeFailed, "job 123 run", "Database Error in model orders", 0},
+		{"cancelled", []dbtcloudtest.JobOption{minutes(0.2, 0.3, 1.5), dbtcloudtest.Outcome(30)}, state.OutcomeCancelled, "cancelled", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +68,7 @@ func TestLongRunAcrossInvocationsAndWebhook(t *testing.T) {
 	w.cfg.PollWindow = 14 * time.Minute
 
 	res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}, ScheduledTime: "2026-11-23T06:00:00Z"})
-	if err != nil || res.Jobs[0].Outcome != scheduler.Running {
+	if err != nil || res.Jobs[0].Outcome != state.OutcomeRunning {
 		t.Fatalf("first invocation: %+v, %v", res, err)
 	}
 	runID := res.Jobs[0].RunID
@@ -76,7 +77,7 @@ func TestLongRunAcrossInvocationsAndWebhook(t *testing.T) {
 	}
 
 	res, err = w.invoke(scheduler.Event{Jobs: []string{"123"}, ScheduledTime: "2026-11-23T06:15:00Z"})
-	if err != nil || res.Jobs[0].Outcome != scheduler.Running || res.Jobs[0].RunID != runID {
+	if err != nil || res.Jobs[0].Outcome != state.OutcomeRunning || res.Jobs[0].RunID != runID {
 		t.Fatalf("second invocation: %+v, %v", res, err)
 	}
 
@@ -94,7 +95,7 @@ func TestLongRunAcrossInvocationsAndWebhook(t *testing.T) {
 	}
 
 	res, err = w.invoke(scheduler.Event{Jobs: []string{"123"}, ScheduledTime: "2026-11-23T06:30:00Z"})
-	if err != nil || res.Jobs[0].Outcome != scheduler.Refreshed || res.Jobs[0].RunID != runID {
+	if err != nil || res.Jobs[0].Outcome != state.OutcomeRefreshed || res.Jobs[0].RunID != runID {
 		t.Fatalf("third invocation: %+v, %v", res, err)
 	}
 	for _, o := range res.Jobs[0].Targets {
@@ -127,7 +128,7 @@ func webhookServer(t *testing.T, w *world) *httptest.Server {
 func TestFollowUpFinishesRunsInFlight(t *testing.T) {
 	w := newWorld(t, func(s *dbtcloudtest.Server) { s.AddJob(123, "Long", minutes(1, 1, 20)) })
 	res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}})
-	if err != nil || res.Jobs[0].Outcome != scheduler.Running {
+	if err != nil || res.Jobs[0].Outcome != state.OutcomeRunning {
 		t.Fatalf("tick: %+v, %v", res, err)
 	}
 	var last scheduler.Result
@@ -139,7 +140,7 @@ func TestFollowUpFinishesRunsInFlight(t *testing.T) {
 		if len(last.Jobs) == 0 {
 			break
 		}
-		if o := last.Jobs[0].Outcome; o == scheduler.Refreshed {
+		if o := last.Jobs[0].Outcome; o == state.OutcomeRefreshed {
 			break
 		}
 	}
@@ -161,11 +162,11 @@ func TestStuckInQueue(t *testing.T) {
 			w := newWorld(t, func(s *dbtcloudtest.Server) { s.AddJob(123, "Stuck", dbtcloudtest.StuckInQueue()) })
 			w.cfg.PollWindow, w.cfg.QueueLimit, w.cfg.CancelStuck = 14*time.Minute, 20*time.Minute, cancel
 			res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}})
-			if err != nil || res.Jobs[0].Outcome != scheduler.Running {
+			if err != nil || res.Jobs[0].Outcome != state.OutcomeRunning {
 				t.Fatalf("first invocation: %+v, %v", res, err)
 			}
 			res, err = w.invoke(scheduler.Event{Jobs: []string{"123"}})
-			if err == nil || res.Jobs[0].Outcome != scheduler.Stuck || !strings.Contains(res.Jobs[0].Message, "limit 20m0s") {
+			if err == nil || res.Jobs[0].Outcome != state.OutcomeStuck || !strings.Contains(res.Jobs[0].Message, "limit 20m0s") {
 				t.Fatalf("second invocation: %+v, %v", res, err)
 			}
 			run, _ := w.dbt.Run(res.Jobs[0].RunID)
@@ -185,7 +186,7 @@ func TestDBTFaultsAreRetried(t *testing.T) {
 	w.dbt.Inject(dbtcloudtest.Fault{Method: "POST", Path: "/run/", Status: 429, RetryAfter: time.Millisecond, Times: 1})
 	w.dbt.Inject(dbtcloudtest.Fault{Method: "GET", Path: "/runs/", Status: 503, Times: 5})
 	res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}})
-	if err != nil || res.Jobs[0].Outcome != scheduler.Refreshed {
+	if err != nil || res.Jobs[0].Outcome != state.OutcomeRefreshed {
 		t.Fatalf("%+v, %v", res, err)
 	}
 	if n := w.dbt.TriggerCount(123); n != 1 {
@@ -201,7 +202,7 @@ func TestBadTokenIsAClearError(t *testing.T) {
 	}
 	w.client = bad
 	res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}})
-	if err == nil || res.Jobs[0].Outcome != scheduler.Error || !strings.Contains(res.Jobs[0].Message, "401") {
+	if err == nil || res.Jobs[0].Outcome != state.OutcomeError || !strings.Contains(res.Jobs[0].Message, "401") {
 		t.Fatalf("%+v, %v", res, err)
 	}
 	if strings.Contains(err.Error(), "not-the-token") {
@@ -209,7 +210,7 @@ func TestBadTokenIsAClearError(t *testing.T) {
 	}
 	// The lease is dropped: with the right token the next tick triggers.
 	w.client, _ = dbtcloudNewClient(w.dbt.URL(), token)
-	if res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}}); err != nil || res.Jobs[0].Outcome != scheduler.Refreshed {
+	if res, err := w.invoke(scheduler.Event{Jobs: []string{"123"}}); err != nil || res.Jobs[0].Outcome != state.OutcomeRefreshed {
 		t.Fatalf("after fixing the token: %+v, %v", res, err)
 	}
 }
@@ -224,11 +225,11 @@ func TestJobsAreIndependent(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "2 of 3 dbt jobs failed") {
 		t.Fatalf("err = %v", err)
 	}
-	got := map[string]string{}
+	got := map[string]state.Outcome{}
 	for _, j := range res.Jobs {
 		got[j.JobID] = j.Outcome
 	}
-	if got["123"] != scheduler.Refreshed || got["456"] != scheduler.Failed || got["789"] != scheduler.Error {
+	if got["123"] != state.OutcomeRefreshed || got["456"] != state.OutcomeFailed || got["789"] != state.OutcomeError {
 		t.Fatalf("outcomes = %v", got)
 	}
 	if w.refreshes("Sales") != 1 || w.refreshes("Ops") != 0 {
@@ -253,7 +254,7 @@ func TestRetriedTickDoesNotTriggerAgain(t *testing.T) {
 	if w.dbt.TriggerCount(123) != 1 || w.dbt.TriggerCount(456) != 1 {
 		t.Errorf("triggers = %d, %d; want 1 each", w.dbt.TriggerCount(123), w.dbt.TriggerCount(456))
 	}
-	if res.Jobs[0].Outcome != scheduler.AlreadyHandled {
+	if res.Jobs[0].Outcome != state.OutcomeAlreadyHandled {
 		t.Errorf("job 123 on retry: %+v", res.Jobs[0])
 	}
 	// The next tick runs both again.

@@ -6,14 +6,6 @@ import (
 	"time"
 )
 
-// Final states of a Tableau refresh job, as recorded on the run's target.
-const (
-	RefreshSucceeded = "succeeded"
-	RefreshFailed    = "failed"
-	RefreshCancelled = "cancelled"
-	RefreshStuck     = "stuck" // not finished within the follow-up limit
-)
-
 // TableauJob is a refresh job we queued and have not seen finish.
 type TableauJob struct {
 	JobID      string
@@ -28,9 +20,9 @@ type TableauJob struct {
 // TargetSummary is one target of a dbt run as it ended.
 type TargetSummary struct {
 	Record
-	// RefreshState is "" while the Tableau job is open, then one of the
-	// Refresh* states.
-	RefreshState string
+	// RefreshState is "" while the Tableau job is open, then how it ended:
+	// OutcomeSucceeded, OutcomeFailed, OutcomeCancelled or OutcomeStuck.
+	RefreshState Outcome
 	Notes        string
 	FinishedAt   time.Time
 }
@@ -47,11 +39,11 @@ type TableauJobs interface {
 	// record. It reports whether this call closed it, so that of two
 	// sources reporting one end (the jobs API and Tableau's webhook) only
 	// one acts on it.
-	CloseJob(ctx context.Context, j TableauJob, state, notes string) (bool, error)
+	CloseJob(ctx context.Context, j TableauJob, end Outcome, notes string) (bool, error)
 	// LatestJob returns the most recently queued job for a Tableau item,
 	// open or closed, with its end state ("" while open), or nil. A Tableau
 	// webhook names the item, not the job.
-	LatestJob(ctx context.Context, itemID string) (*TableauJob, string, error)
+	LatestJob(ctx context.Context, itemID string) (*TableauJob, Outcome, error)
 	// RunSummary returns every target record of a dbt run.
 	RunSummary(ctx context.Context, runID string) ([]TargetSummary, error)
 }
@@ -71,7 +63,7 @@ func (m *Memory) CompleteJob(ctx context.Context, owner string, j TableauJob) er
 }
 
 // LatestJob implements TableauJobs.
-func (m *Memory) LatestJob(_ context.Context, itemID string) (*TableauJob, string, error) {
+func (m *Memory) LatestJob(_ context.Context, itemID string) (*TableauJob, Outcome, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var latest *TableauJob
@@ -99,7 +91,7 @@ func (m *Memory) OpenJobs(context.Context) ([]TableauJob, error) {
 }
 
 // CloseJob implements TableauJobs.
-func (m *Memory) CloseJob(_ context.Context, j TableauJob, st, notes string) (bool, error) {
+func (m *Memory) CloseJob(_ context.Context, j TableauJob, st Outcome, notes string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, open := m.jobs[j.JobID]; !open {

@@ -16,7 +16,7 @@ type Memory struct {
 	runs    map[string]ScheduledRun
 	jobs    map[string]TableauJob // open
 	allJobs map[string]TableauJob
-	closed  map[string]string // job id -> end state
+	closed  map[string]Outcome // job id -> how it ended
 	ends    map[Key]TargetSummary
 	outbox  map[string]Notification
 }
@@ -34,7 +34,7 @@ func WithClock(now func() time.Time) Option { return func(m *Memory) { m.now = n
 func NewMemory(opts ...Option) *Memory {
 	m := &Memory{
 		now: time.Now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
-		jobs: make(map[string]TableauJob), allJobs: make(map[string]TableauJob), closed: make(map[string]string), ends: make(map[Key]TargetSummary),
+		jobs: make(map[string]TableauJob), allJobs: make(map[string]TableauJob), closed: make(map[string]Outcome), ends: make(map[Key]TargetSummary),
 		outbox: make(map[string]Notification),
 	}
 	for _, opt := range opts {
@@ -59,7 +59,7 @@ func (m *Memory) Begin(_ context.Context, c Claim) error {
 }
 
 // Complete implements Idempotency.
-func (m *Memory) Complete(_ context.Context, k Key, owner, outcome, jobID string) error {
+func (m *Memory) Complete(_ context.Context, k Key, owner string, outcome Outcome, jobID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.records[k]

@@ -31,7 +31,7 @@ type ScheduledRun struct {
 	// invocation triggered the run.
 	Tick string
 	// Outcome is set once SETTLED.
-	Outcome string
+	Outcome Outcome
 	// Owner holds the trigger lease while TRIGGERING.
 	Owner      string
 	LeaseUntil time.Time
@@ -75,7 +75,7 @@ type ScheduledRuns interface {
 	// Settle marks runID SETTLED with its outcome and reports whether this
 	// call did it, so that of two invocations settling one run only one
 	// reports it.
-	Settle(ctx context.Context, jobID string, runID int64, outcome string) (bool, error)
+	Settle(ctx context.Context, jobID string, runID int64, outcome Outcome) (bool, error)
 }
 
 // MemoryRuns is ScheduledRuns in memory.
@@ -160,7 +160,7 @@ func (r MemoryRuns) List(context.Context) ([]ScheduledRun, error) {
 }
 
 // Settle implements ScheduledRuns.
-func (r MemoryRuns) Settle(_ context.Context, jobID string, runID int64, outcome string) (bool, error) {
+func (r MemoryRuns) Settle(_ context.Context, jobID string, runID int64, outcome Outcome) (bool, error) {
 	r.m.mu.Lock()
 	defer r.m.mu.Unlock()
 	if cur, ok := r.m.runs[jobID]; ok && cur.Phase == PhaseRunning && cur.RunID == runID {

@@ -28,10 +28,40 @@ const (
 	StatusCompleted  Status = "COMPLETED"
 )
 
-// Outcomes of a completed refresh claim.
+// Outcome is what happened: to a target of a dbt run, to a dbt run the
+// scheduler followed, or to a Tableau refresh job. One set of values for
+// the replies, the logs and the records; the values are part of the
+// replies' contract.
+type Outcome string
+
+// A target of a dbt run, in the webhook's reply and the run's record.
 const (
-	OutcomeRefreshed     = "refreshed"
-	OutcomeAlreadyQueued = "already_queued"
+	OutcomeRefreshed     Outcome = "refreshed"      // Tableau accepted the refresh; the job id is set
+	OutcomeAlreadyQueued Outcome = "already_queued" // Tableau had a refresh of the item queued already
+	OutcomeDuplicate     Outcome = "duplicate"      // an earlier delivery of this run refreshed it
+	OutcomeInProgress    Outcome = "in_progress"    // another delivery is refreshing it right now
+	OutcomeFailed        Outcome = "failed"         // also a dbt run that failed, and a refresh job that did
+)
+
+// A dbt run the scheduler followed (with OutcomeRefreshed and OutcomeFailed).
+const (
+	OutcomeRefreshIncomplete Outcome = "refresh_incomplete" // the run succeeded; some targets are to be retried
+	OutcomeRunning           Outcome = "running"            // still in flight; a later invocation follows it
+	OutcomeCancelled         Outcome = "cancelled"          // also a refresh job that was cancelled
+	OutcomeStuck             Outcome = "stuck"              // queued past the limit; also a refresh job past its limit
+	OutcomeAlreadyHandled    Outcome = "already_handled"    // this tick already ran the job, or another invocation is triggering it
+	OutcomeError             Outcome = "error"              // dbt Cloud could not be asked
+)
+
+// OutcomeSucceeded is a Tableau refresh job that finished well; one that
+// did not is OutcomeFailed, OutcomeCancelled or OutcomeStuck.
+const OutcomeSucceeded Outcome = "succeeded"
+
+// A Tableau webhook event, in the Tableau route's reply.
+const (
+	OutcomeIgnored  Outcome = "ignored"  // not a refresh end
+	OutcomeOurs     Outcome = "ours"     // the end of a refresh we queued
+	OutcomeExternal Outcome = "external" // a refresh someone else started
 )
 
 // Key names what a claim is about: one (dbt run, target) pair, or one
@@ -68,7 +98,7 @@ type Record struct {
 	DBTJobID string
 	// Outcome and JobID are set once COMPLETED: OutcomeRefreshed with the
 	// Tableau job id, or OutcomeAlreadyQueued.
-	Outcome string
+	Outcome Outcome
 	JobID   string
 	// InProgressUntil is when an INPROGRESS claim lapses (the claimer's
 	// deadline); ExpiresAt is when the record stops counting at all.
@@ -125,7 +155,7 @@ type Idempotency interface {
 	Begin(ctx context.Context, c Claim) error
 	// Complete marks a claim done with its outcome. It fails if owner no
 	// longer holds the claim.
-	Complete(ctx context.Context, k Key, owner, outcome, jobID string) error
+	Complete(ctx context.Context, k Key, owner string, outcome Outcome, jobID string) error
 	// Release deletes a claim so that a retry can run. Releasing a claim that
 	// owner no longer holds does nothing.
 	Release(ctx context.Context, k Key, owner string) error

@@ -22,6 +22,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 )
 
 // DBTRoute is the HTTP API route dbt Cloud posts to.
@@ -158,7 +159,7 @@ func summarize(ctx context.Context, log *slog.Logger, reply DBTReply) (int, DBTR
 			if o.Error != "" && !slices.Contains(reasons, o.Error) {
 				reasons = append(reasons, o.Error)
 			}
-		case o.Result == refresh.Failed:
+		case o.Result == state.OutcomeFailed:
 			failed++
 		}
 	}

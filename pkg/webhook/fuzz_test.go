@@ -282,8 +282,8 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("repeated delivery answered %d %q after 200", status2, reply2.Message)
 		}
 		for _, o := range reply2.Targets {
-			if mode == 0 && o.Result != refresh.Duplicate {
-				t.Fatalf("repeated delivery: target %s is %q, want %q", o.Name, o.Result, refresh.Duplicate)
+			if mode == 0 && o.Result != state.OutcomeDuplicate {
+				t.Fatalf("repeated delivery: target %s is %q, want %q", o.Name, o.Result, state.OutcomeDuplicate)
 			}
 		}
 	})
@@ -331,7 +331,7 @@ func fuzzCheckSigned(t *testing.T, payload []byte, status int, reply webhook.DBT
 		t.Fatalf("payload %q with Tableau mode %d answered %d %+v after %d calls, want %d", payload, mode, status, reply, tab.calls.Load(), want)
 	}
 	for _, o := range reply.Targets {
-		if mode == 0 && o.Result != refresh.Refreshed || mode != 0 && o.Result != refresh.Failed {
+		if mode == 0 && o.Result != state.OutcomeRefreshed || mode != 0 && o.Result != state.OutcomeFailed {
 			t.Fatalf("mode %d: target %s: %+v", mode, o.Name, o)
 		}
 	}

@@ -207,7 +207,7 @@ func (w *world) totalRefreshes() int {
 func results(r webhook.DBTReply) string {
 	var parts []string
 	for _, o := range r.Targets {
-		parts = append(parts, o.Result)
+		parts = append(parts, string(o.Result))
 	}
 	return strings.Join(parts, ",")
 }

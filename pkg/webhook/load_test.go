@@ -647,7 +647,7 @@ func (s *loadSlowCompletions) wait(ctx context.Context) error {
 	}
 }
 
-func (s *loadSlowCompletions) Complete(ctx context.Context, k state.Key, owner, outcome, jobID string) error {
+func (s *loadSlowCompletions) Complete(ctx context.Context, k state.Key, owner string, outcome state.Outcome, jobID string) error {
 	if err := s.wait(ctx); err != nil {
 		return err
 	}

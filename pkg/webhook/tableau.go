@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
@@ -28,7 +27,7 @@ const maxTableauBody = 64 << 10
 
 // EventHandler takes in a parsed Tableau event.
 type EventHandler interface {
-	HandleEvent(ctx context.Context, ev *tableau.Event) (followup.EventResult, error)
+	HandleEvent(ctx context.Context, ev *tableau.Event) (state.Outcome, error)
 }
 
 // TableauHandler answers Tableau's webhook deliveries.
@@ -58,8 +57,8 @@ func (h *TableauHandler) Handle(ctx context.Context, req events.APIGatewayV2HTTP
 
 // TableauReply is the JSON body of a TableauHandler response.
 type TableauReply struct {
-	Message string `json:"message"`
-	Result  string `json:"result,omitempty"`
+	Message string        `json:"message"`
+	Result  state.Outcome `json:"result,omitempty"`
 }
 
 func (h *TableauHandler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, TableauReply) {
@@ -118,11 +117,11 @@ func (h *TableauHandler) handle(ctx context.Context, req events.APIGatewayV2HTTP
 		log.ErrorContext(ctx, "Tableau event not handled", "error", err)
 		return http.StatusServiceUnavailable, TableauReply{Message: "event not handled yet; retry later"}
 	}
-	if err := h.seen.Complete(bg, key, owner, string(res), ""); err != nil {
+	if err := h.seen.Complete(bg, key, owner, res, ""); err != nil {
 		log.WarnContext(ctx, "could not record the delivery", "error", err)
 	}
 	log.InfoContext(ctx, "Tableau event handled", "result", res)
-	return http.StatusOK, TableauReply{Message: "event handled", Result: string(res)}
+	return http.StatusOK, TableauReply{Message: "event handled", Result: res}
 }
 
 // pathToken is the {token} path parameter; the raw path's last segment when

@@ -23,7 +23,6 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/config"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
@@ -448,7 +447,7 @@ func TestTableauRejectsTheBridgesCredentials(t *testing.T) {
 			t.Errorf("delivery %d: message %q should name the PAT and Tableau's code", i+1, reply.Message)
 		}
 		for _, o := range reply.Targets {
-			if o.Result != refresh.Failed || !o.Retryable {
+			if o.Result != state.OutcomeFailed || !o.Retryable {
 				t.Errorf("delivery %d: target %s: %+v, want failed and retryable", i+1, o.Name, o)
 			}
 		}

@@ -58,7 +58,7 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, err := s.CloseJob(ctx, a, state.RefreshFailed, "Database login failed")
+			ok, err := s.CloseJob(ctx, a, state.OutcomeFailed, "Database login failed")
 			if err != nil {
 				t.Error(err)
 			}
@@ -71,14 +71,14 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	if closed.Load() != 1 {
 		t.Fatalf("CloseJob closed %d times, want 1", closed.Load())
 	}
-	if ok, err := s.CloseJob(ctx, b, state.RefreshSucceeded, ""); err != nil || !ok {
+	if ok, err := s.CloseJob(ctx, b, state.OutcomeSucceeded, ""); err != nil || !ok {
 		t.Fatalf("CloseJob(b) = %v, %v", ok, err)
 	}
 	if open, err := s.OpenJobs(ctx); err != nil || len(open) != 0 {
 		t.Fatalf("OpenJobs after closing = %+v, %v", open, err)
 	}
 	latest, end, err := s.LatestJob(ctx, "item-a")
-	if err != nil || latest == nil || latest.JobID != "job-a" || end != state.RefreshFailed || latest.Run != a.Run {
+	if err != nil || latest == nil || latest.JobID != "job-a" || end != state.OutcomeFailed || latest.Run != a.Run {
 		t.Fatalf("LatestJob(item of a) = %+v, %q, %v", latest, end, err)
 	}
 	a2 := mk("workbook:name:/A2", "job-a2", "item-a", -time.Second)
@@ -88,17 +88,17 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	if latest, _, err := s.LatestJob(ctx, "no-such-item"); err != nil || latest != nil {
 		t.Fatalf("LatestJob(unknown) = %+v, %v", latest, err)
 	}
-	if ok, err := s.CloseJob(ctx, a2, state.RefreshSucceeded, ""); err != nil || !ok {
+	if ok, err := s.CloseJob(ctx, a2, state.OutcomeSucceeded, ""); err != nil || !ok {
 		t.Fatalf("CloseJob(a2) = %v, %v", ok, err)
 	}
 	sum, err := s.RunSummary(ctx, run)
 	if err != nil || len(sum) != 3 {
 		t.Fatalf("RunSummary = %+v, %v", sum, err)
 	}
-	if sum[0].Target != a.Run.Target || sum[0].RefreshState != state.RefreshFailed || sum[0].Notes != "Database login failed" || sum[0].JobID != "job-a" {
+	if sum[0].Target != a.Run.Target || sum[0].RefreshState != state.OutcomeFailed || sum[0].Notes != "Database login failed" || sum[0].JobID != "job-a" {
 		t.Errorf("summary of A = %+v", sum[0])
 	}
-	if sum[2].RefreshState != state.RefreshSucceeded || sum[2].FinishedAt.IsZero() || sum[2].Target != b.Run.Target {
+	if sum[2].RefreshState != state.OutcomeSucceeded || sum[2].FinishedAt.IsZero() || sum[2].Target != b.Run.Target {
 		t.Errorf("summary of B = %+v", sum[2])
 	}
 }
