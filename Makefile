@@ -13,7 +13,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTION  ?= webhook
 EVENT     ?= events/dbt-run-succeeded.json
 
-.PHONY: run invoke test vet unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz secret-set secret-get secret-keys
+.PHONY: run invoke test vet lint unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz secret-set secret-get secret-keys
 
 # The demo (DEMO=true): the in-process Tableau and dbt Cloud simulators
 # with demo content, no AWS.
@@ -26,7 +26,7 @@ invoke:
 	DEMO=$${DEMO:-true} WEBHOOK_MAX_EVENT_AGE=$${WEBHOOK_MAX_EVENT_AGE:-876000h} IDEMPOTENCY_RETENTION=$${IDEMPOTENCY_RETENTION:-876001h} \
 	$(GO) run ./functions/$(FUNCTION) -event $(EVENT)
 
-test: deps vet unit lint-template check-map
+test: deps vet lint unit lint-template check-map
 
 # Manage the Tableau webhooks that call the bridge (needs a Tableau site administrator), e.g.
 #   make tableau-webhooks ARGS="create -url https://<api>.execute-api.<region>.amazonaws.com/tableau/webhook"
@@ -56,6 +56,17 @@ vet:
 	$(GO) vet ./...
 	# The Lambda bootstrap compiles a few files of its own (pkg/app/awsconfig_lambda.go).
 	$(GO) vet -tags lambda.norpc ./...
+
+# The linters are tools of the module (go.mod's tool block), so their
+# versions are pinned and nothing is installed: staticcheck, errcheck (the
+# exceptions, each with why, are in .errcheck-excludes) and goimports'
+# grouping (the standard library, then others, then this module).
+lint:
+	@misgrouped=$$($(GO) tool goimports -local github.com/dbt-tableau-refresh -l .); \
+	if [ -n "$$misgrouped" ]; then echo "imports not grouped as goimports -local github.com/dbt-tableau-refresh does:"; echo "$$misgrouped"; exit 1; fi
+	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags lambda.norpc ./...
+	$(GO) tool errcheck -ignoretests -exclude .errcheck-excludes ./...
 
 unit:
 	$(GO) test -race -count=1 ./...

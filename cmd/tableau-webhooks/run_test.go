@@ -504,8 +504,8 @@ func TestSecretsManager(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, e, rcv := newSimWithReceiver(t)
-			e = env{"TABLEAU_SERVER_URL": srv.URL(), "SECRET_ID": id}.with(tt.env...)
+			srv, _, rcv := newSimWithReceiver(t)
+			e := env{"TABLEAU_SERVER_URL": srv.URL(), "SECRET_ID": id}.with(tt.env...)
 			sm := &fakeSecrets{id: id, value: tt.secret}
 			apis := noAWS(t)
 			apis.secrets = func(context.Context) (secrets.GetSecretValueAPI, error) { return sm, nil }

@@ -95,6 +95,7 @@ var userChoices = map[string]bool{"REFRESH_MAP": true}
 // Apply sets the process environment to d.Env and returns, sorted, the
 // variables the user had set to something else, which the demo overrides.
 // The map is the user's to choose: it is not applied when they gave one.
+// os.Setenv fails only for a key holding "=" or NUL, which d.Env does not.
 func (d *Demo) Apply() (overridden []string) {
 	for k, v := range d.Env {
 		if k == "REFRESH_MAP" && os.Getenv("REFRESH_MAP_FILE") != "" {
@@ -107,7 +108,7 @@ func (d *Demo) Apply() (overridden []string) {
 		if cur != "" && cur != v {
 			overridden = append(overridden, k)
 		}
-		os.Setenv(k, v)
+		_ = os.Setenv(k, v)
 	}
 	sort.Strings(overridden)
 	return overridden

@@ -396,7 +396,9 @@ func TestNotQueuedIsNotified(t *testing.T) {
 	if out[0].Result != state.OutcomeFailed {
 		t.Fatalf("%+v", out)
 	}
-	out = w.refresh("70006", refreshmap.Target{Kind: refreshmap.Workbook, Name: "Missing"}) // dbt's retry
+	if out = w.refresh("70006", refreshmap.Target{Kind: refreshmap.Workbook, Name: "Missing"}); out[0].Result != state.OutcomeFailed { // dbt's retry
+		t.Fatalf("retry: %+v", out)
+	}
 	if msgs := w.slack.received(); len(msgs) != 1 || !strings.Contains(msgs[0], "Missing") {
 		t.Fatalf("messages = %q", msgs)
 	}

@@ -200,8 +200,7 @@ func fuzzDuplicateKey(data []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	// object reads the object at the decoder and calls value for each key,
 	// which must consume that key's value.
-	var object func(where string, fold bool, value func(key string) string) string
-	object = func(where string, fold bool, value func(string) string) string {
+	object := func(where string, fold bool, value func(key string) string) string {
 		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			return ""
 		}

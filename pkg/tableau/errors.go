@@ -323,10 +323,7 @@ func Retryable(err error) bool {
 		return true
 	}
 	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	return false
+	return errors.As(err, &ne)
 }
 
 // replyError turns a non-2xx reply into an *Error, reading Tableau's error

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -165,12 +166,20 @@ func allDigits(s string) bool {
 	return true
 }
 
+// versionLess compares MAJOR.MINOR versions, which validVersion has
+// checked: a part that does not parse counts as 0.
 func versionLess(a, b string) bool {
-	var am, an, bm, bn int
-	fmt.Sscanf(a, "%d.%d", &am, &an)
-	fmt.Sscanf(b, "%d.%d", &bm, &bn)
+	am, an := versionParts(a)
+	bm, bn := versionParts(b)
 	if am != bm {
 		return am < bm
 	}
 	return an < bn
+}
+
+func versionParts(v string) (major, minor int) {
+	ma, mi, _ := strings.Cut(v, ".")
+	major, _ = strconv.Atoi(ma)
+	minor, _ = strconv.Atoi(mi)
+	return major, minor
 }

@@ -150,8 +150,12 @@ func TestOutbox(t *testing.T, newStore func(t *testing.T, clock func() time.Time
 	}
 	// Giving up takes it out of the queue for good.
 	g := state.Notification{Key: "dbt-run:9", Payload: []byte("{}")}
-	s.Enqueue(ctx, g)
-	s.Claim(ctx, g.Key, c.Now().Add(time.Minute))
+	if _, err := s.Enqueue(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Claim(ctx, g.Key, c.Now().Add(time.Minute)); err != nil || !ok {
+		t.Fatalf("claim: %t, %v", ok, err)
+	}
 	if err := s.Failed(ctx, g.Key, "gone", c.Now(), true); err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,8 @@ func TestIdempotency(t *testing.T, newStore func(t *testing.T, clock func() time
 	claim := func(c *Clock, k state.Key, owner string, hold time.Duration) state.Claim {
 		return state.Claim{Key: k, Owner: owner, DBTJobID: "123", HoldUntil: c.Now().Add(hold), Retention: 72 * time.Hour}
 	}
-	wantClaimed := func(t *testing.T, err error, status state.Status) *state.ClaimedError {
+	// wantClaimed returns the record that holds the key.
+	wantClaimed := func(t *testing.T, err error, status state.Status) state.Record {
 		t.Helper()
 		var ce *state.ClaimedError
 		if !errors.As(err, &ce) {
@@ -50,7 +51,7 @@ func TestIdempotency(t *testing.T, newStore func(t *testing.T, clock func() time
 		if ce.Existing.Status != status {
 			t.Fatalf("existing status = %s, want %s", ce.Existing.Status, status)
 		}
-		return ce
+		return ce.Existing
 	}
 
 	t.Run("claim, complete, repeat is refused with the outcome", func(t *testing.T) {
@@ -63,9 +64,9 @@ func TestIdempotency(t *testing.T, newStore func(t *testing.T, clock func() time
 		if err := s.Complete(ctx, k, "a", state.OutcomeRefreshed, "job-1"); err != nil {
 			t.Fatal(err)
 		}
-		ce := wantClaimed(t, s.Begin(ctx, claim(c, k, "b", time.Minute)), state.StatusCompleted)
-		if ce.Existing.JobID != "job-1" || ce.Existing.Outcome != state.OutcomeRefreshed || ce.Existing.DBTJobID != "123" {
-			t.Errorf("existing = %+v", ce.Existing)
+		existing := wantClaimed(t, s.Begin(ctx, claim(c, k, "b", time.Minute)), state.StatusCompleted)
+		if existing.JobID != "job-1" || existing.Outcome != state.OutcomeRefreshed || existing.DBTJobID != "123" {
+			t.Errorf("existing = %+v", existing)
 		}
 		r, err := s.Get(ctx, k)
 		if err != nil || r == nil || r.Status != state.StatusCompleted || r.JobID != "job-1" {
