@@ -15,6 +15,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/relname"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
@@ -29,7 +30,14 @@ type Config struct {
 	SecretCacheTTL time.Duration // SECRET_CACHE_TTL
 	StateTable     string        // STATE_TABLE: "" keeps state in memory (local runs)
 
-	Map *refreshmap.Map // REFRESH_MAP or REFRESH_MAP_FILE
+	Map *refreshmap.Map // REFRESH_MAP or REFRESH_MAP_FILE; empty when neither is set and lineage is on
+
+	// Lineage is whether a run's targets are also found from dbt's
+	// artifacts and Tableau's lineage; LineageWhy says why, for the
+	// start-up log line.
+	Lineage        bool            // LINEAGE: "off" turns it off; on when DBT_ACCOUNT_ID is set
+	LineageWhy     string          //
+	LineageAliases relname.Aliases // LINEAGE_DATABASE_ALIASES: dbt database name -> Tableau's
 
 	// The scheduled function's dbt Cloud settings; the token is the secret's
 	// dbt_api_token.
@@ -70,7 +78,9 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	}
 	var errs []error
 	var err error
-	if c.Map, err = refreshmap.Load(getenv); err != nil {
+	c.Map, err = refreshmap.Load(getenv)
+	mapNotSet := errors.Is(err, refreshmap.ErrNotSet)
+	if err != nil && !mapNotSet {
 		errs = append(errs, err)
 	}
 	durations := []struct {
@@ -118,6 +128,23 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		}
 	}
 	c.NotifyTopicARN = strings.TrimSpace(getenv("NOTIFY_TOPIC_ARN"))
+	switch mode := strings.ToLower(strings.TrimSpace(getenv("LINEAGE"))); {
+	case mode != "" && mode != "auto" && mode != "off":
+		errs = append(errs, fmt.Errorf("LINEAGE: want auto or off, got %q", getenv("LINEAGE")))
+	case mode == "off":
+		c.LineageWhy = "off: LINEAGE=off"
+	case c.DBTAccountID == 0:
+		c.LineageWhy = "off: DBT_ACCOUNT_ID is not set (lineage reads the runs' artifacts from dbt Cloud)"
+	default:
+		c.Lineage = true
+		c.LineageWhy = "on: DBT_ACCOUNT_ID is set; needs the secret's dbt_api_token, and a Tableau user who may see lineage"
+	}
+	if c.LineageAliases, err = relname.ParseAliases(getenv("LINEAGE_DATABASE_ALIASES")); err != nil {
+		errs = append(errs, fmt.Errorf("LINEAGE_DATABASE_ALIASES: %s", strings.TrimPrefix(err.Error(), "relname: ")))
+	}
+	if mapNotSet && !c.Lineage {
+		errs = append(errs, fmt.Errorf("%w, and lineage is %s: nothing would ever be refreshed", refreshmap.ErrNotSet, c.LineageWhy))
+	}
 	switch {
 	case c.TableauServerURL == "":
 		errs = append(errs, errors.New("TABLEAU_SERVER_URL is not set: the Tableau Server or Tableau Cloud pod, e.g. https://prod-useast-a.online.tableau.com"))
@@ -196,6 +223,10 @@ func (c *Config) Describe() string {
 		line("state:          in memory (STATE_TABLE is not set: local runs only)")
 	}
 	line("refresh map:    %s", c.Map)
+	line("lineage:        %s", c.LineageWhy)
+	if c.LineageAliases.Len() > 0 {
+		line("aliases:        %s", c.LineageAliases)
+	}
 	if c.DBTAccountID != 0 {
 		host := c.DBTCloudURL
 		if host == "" {

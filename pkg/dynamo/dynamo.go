@@ -11,6 +11,8 @@
 //	pk SCHEDULER#RUNS                sk JOB#<dbt job id>      scheduler's dbt run in flight
 //	pk NOTIFY                        sk <failure key>         notification outbox
 //	pk DELIVERY#<sender>:<hash>      sk DELIVERY              a webhook delivery handled (duplicates)
+//	pk LINEAGE#BUILD                 sk STATE                 where the lineage index build stands
+//	pk LINEAGE#<generation>#<table>  sk TABLE                 the content that reads a table
 package dynamo
 
 import (
@@ -32,6 +34,7 @@ type API interface {
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 // Attribute names shared by every kind of item.

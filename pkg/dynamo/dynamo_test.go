@@ -69,3 +69,7 @@ func TestTableauJobs(t *testing.T) {
 func TestOutbox(t *testing.T) {
 	statetest.TestOutbox(t, func(t *testing.T, now func() time.Time) statetest.Store { return newTable(t, now) })
 }
+
+func TestLineageIndex(t *testing.T) {
+	statetest.TestLineageIndex(t, func(t *testing.T, now func() time.Time) state.LineageIndex { return newTable(t, now) })
+}

@@ -8,7 +8,13 @@
 //	    {"workbook": "Sales Overview", "project": "Finance"},
 //	    {"datasource": "Orders"},
 //	    {"workbook_id": "9f1c..."},
-//	    {"datasource_id": "3b7e..."}]}}
+//	    {"datasource_id": "3b7e..."}],
+//	  "456": {"targets": [...], "exclude": [{"workbook": "Scratch"}]}},
+//	 "exclude": [{"datasource": "Sandbox extract"}]}
+//
+// With lineage on, the map's targets are refreshed on top of what lineage
+// finds, and its exclusions (global, and per job in the object form) keep
+// content from being refreshed whichever way it was found.
 package refreshmap
 
 import (
@@ -57,6 +63,9 @@ func (t Target) Key() string {
 // String names the target for people, in logs and replies.
 func (t Target) String() string {
 	switch {
+	case t.ID != "" && t.Name != "":
+		// Found by lineage, which knows both.
+		return fmt.Sprintf("%s %q (%s)", t.Kind, t.Name, t.ID)
 	case t.ID != "":
 		return fmt.Sprintf("%s %s", t.Kind, t.ID)
 	case t.Project != "":
@@ -68,7 +77,42 @@ func (t Target) String() string {
 
 // Map is a validated refresh map.
 type Map struct {
-	jobs map[string][]Target
+	jobs    map[string][]Target
+	exclude map[string][]Target // per job
+	global  []Target            // excluded for every job
+}
+
+// Empty is a map with no targets and no exclusions: lineage alone decides.
+func Empty() *Map { return &Map{jobs: map[string][]Target{}} }
+
+// Excluded reports whether t must not be refreshed for jobID: the global or
+// the job's exclusions name it, by LUID, or by kind and name (and project,
+// when the exclusion gives one).
+func (m *Map) Excluded(jobID string, t Target) bool {
+	if m == nil {
+		return false
+	}
+	for _, list := range [][]Target{m.global, m.exclude[jobID]} {
+		for _, e := range list {
+			if e.Names(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Names reports whether the entry t names the content o: the same LUID, or
+// the same kind and name and, when t gives one, project. o may carry both a
+// LUID and a name (content found by lineage).
+func (t Target) Names(o Target) bool {
+	if t.Kind != o.Kind {
+		return false
+	}
+	if t.ID != "" {
+		return t.ID == o.ID
+	}
+	return o.Name != "" && t.Name == o.Name && (t.Project == "" || t.Project == o.Project)
 }
 
 // Targets returns the targets mapped to a dbt job id, or nil.
@@ -79,14 +123,21 @@ func (m *Map) Targets(jobID string) []Target {
 	return m.jobs[jobID]
 }
 
-// String summarises the map, e.g. "2 dbt jobs, 5 targets".
+// String summarises the map, e.g. "2 dbt jobs, 5 targets, 1 exclusion".
 func (m *Map) String() string {
 	jobs := m.Jobs()
-	targets := 0
+	targets, excluded := 0, len(m.global)
 	for _, j := range jobs {
 		targets += len(m.Targets(j))
 	}
-	return plural(len(jobs), "dbt job") + ", " + plural(targets, "target")
+	for _, x := range m.exclude {
+		excluded += len(x)
+	}
+	s := plural(len(jobs), "dbt job") + ", " + plural(targets, "target")
+	if excluded > 0 {
+		s += ", " + plural(excluded, "exclusion")
+	}
+	return s
 }
 
 // plural says "1 target" or "3 targets".
@@ -99,6 +150,9 @@ func plural(n int, noun string) string {
 
 // Jobs returns the mapped dbt job ids in ascending order.
 func (m *Map) Jobs() []string {
+	if m == nil {
+		return nil
+	}
 	ids := make([]string, 0, len(m.jobs))
 	for id := range m.jobs {
 		ids = append(ids, id)
@@ -114,19 +168,28 @@ func (m *Map) Jobs() []string {
 // "Workbook" to "workbook" and let a repeated key silently win, and either
 // would refresh something other than what the map seems to say.
 func Parse(data []byte) (*Map, error) {
-	top, err := strictObject(data, "jobs")
+	top, err := strictObject(data, "jobs", "exclude")
 	if err != nil {
-		return nil, fmt.Errorf("refresh map: want a JSON object of the form {\"jobs\": {...}}: %w", err)
+		return nil, fmt.Errorf("refresh map: want a JSON object of the form {\"jobs\": {...}, \"exclude\": [...]}: %w", err)
+	}
+	m := Empty()
+	m.exclude = map[string][]Target{}
+	if raw, ok := top["exclude"]; ok {
+		if m.global, err = parseList(raw, "exclude", true); err != nil {
+			return nil, err
+		}
 	}
 	rawJobs, ok := top["jobs"]
 	if !ok || string(rawJobs) == "null" {
+		if _, hasExclude := top["exclude"]; hasExclude {
+			return m, nil // exclusions alone, for lineage
+		}
 		return nil, errors.New(`refresh map: missing "jobs" object`)
 	}
 	jobs, err := strictObject(rawJobs)
 	if err != nil {
 		return nil, fmt.Errorf(`refresh map: "jobs": %w`, err)
 	}
-	m := &Map{jobs: make(map[string][]Target, len(jobs))}
 	for _, jobID := range sortedKeys(jobs) {
 		where := fmt.Sprintf("jobs[%q]", jobID)
 		if !isJobID(jobID) {
@@ -135,28 +198,60 @@ func Parse(data []byte) (*Map, error) {
 		if _, err := strconv.ParseUint(jobID, 10, 64); err != nil {
 			return nil, fmt.Errorf("refresh map: %s: dbt job id is too large", where)
 		}
-		var entries []json.RawMessage
-		if err := json.Unmarshal(jobs[jobID], &entries); err != nil || entries == nil {
-			return nil, fmt.Errorf("refresh map: %s: must be a list of targets", where)
-		}
-		if len(entries) == 0 {
-			return nil, fmt.Errorf("refresh map: %s: no targets", where)
-		}
-		seen := make(map[string]int, len(entries))
-		for i, raw := range entries {
-			at := fmt.Sprintf("%s[%d]", where, i)
-			t, err := parseEntry(raw)
+		raw := jobs[jobID]
+		if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+			// The object form: targets and exclusions of one job.
+			obj, err := strictObject(raw, "targets", "exclude")
 			if err != nil {
-				return nil, fmt.Errorf("refresh map: %s: %w", at, err)
+				return nil, fmt.Errorf(`refresh map: %s: must be a list of targets, or {"targets": [...], "exclude": [...]}: %w`, where, err)
 			}
-			if j, dup := seen[t.Key()]; dup {
-				return nil, fmt.Errorf("refresh map: %s: same target as %s[%d]", at, where, j)
+			if rt, ok := obj["targets"]; ok {
+				if m.jobs[jobID], err = parseList(rt, where+".targets", true); err != nil {
+					return nil, err
+				}
 			}
-			seen[t.Key()] = i
-			m.jobs[jobID] = append(m.jobs[jobID], t)
+			if rx, ok := obj["exclude"]; ok {
+				if m.exclude[jobID], err = parseList(rx, where+".exclude", true); err != nil {
+					return nil, err
+				}
+			}
+			if len(m.jobs[jobID]) == 0 && len(m.exclude[jobID]) == 0 {
+				return nil, fmt.Errorf("refresh map: %s: neither targets nor exclusions", where)
+			}
+			continue
+		}
+		if m.jobs[jobID], err = parseList(raw, where, false); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// parseList reads a list of entries at where; an empty list is an error
+// unless mayBeEmpty.
+func parseList(raw json.RawMessage, where string, mayBeEmpty bool) ([]Target, error) {
+	var entries []json.RawMessage
+	if err := json.Unmarshal(raw, &entries); err != nil || entries == nil {
+		return nil, fmt.Errorf("refresh map: %s: must be a list of targets", where)
+	}
+	if len(entries) == 0 && !mayBeEmpty {
+		return nil, fmt.Errorf("refresh map: %s: no targets", where)
+	}
+	var out []Target
+	seen := make(map[string]int, len(entries))
+	for i, raw := range entries {
+		at := fmt.Sprintf("%s[%d]", where, i)
+		t, err := parseEntry(raw)
+		if err != nil {
+			return nil, fmt.Errorf("refresh map: %s: %w", at, err)
+		}
+		if j, dup := seen[t.Key()]; dup {
+			return nil, fmt.Errorf("refresh map: %s: same target as %s[%d]", at, where, j)
+		}
+		seen[t.Key()] = i
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // isJobID reports whether s is a dbt job id written canonically: digits, no
@@ -290,8 +385,13 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 	return keys
 }
 
+// ErrNotSet is Load's error when neither REFRESH_MAP nor REFRESH_MAP_FILE is
+// set; it comes with an empty map, which is enough when lineage is on.
+var ErrNotSet = errors.New("REFRESH_MAP is not set: set REFRESH_MAP (JSON) or REFRESH_MAP_FILE (path to a JSON file)")
+
 // Load reads the map from the environment: REFRESH_MAP_FILE when set, else
 // REFRESH_MAP. Setting both is an error, since one would silently win.
+// Setting neither returns an empty map and ErrNotSet.
 func Load(getenv func(string) string) (*Map, error) {
 	inline, file := getenv("REFRESH_MAP"), getenv("REFRESH_MAP_FILE")
 	switch {
@@ -316,5 +416,5 @@ func Load(getenv func(string) string) (*Map, error) {
 		}
 		return m, nil
 	}
-	return nil, errors.New("REFRESH_MAP is not set: set REFRESH_MAP (JSON) or REFRESH_MAP_FILE (path to a JSON file)")
+	return Empty(), ErrNotSet
 }

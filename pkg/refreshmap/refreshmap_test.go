@@ -1,6 +1,7 @@
 package refreshmap
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -142,5 +143,63 @@ func TestLoad(t *testing.T) {
 				t.Errorf("target = %q, want %q", got, tt.wantTarge)
 			}
 		})
+	}
+}
+
+func TestExclusions(t *testing.T) {
+	m, err := Parse([]byte(`{
+		"jobs": {
+			"1": [{"workbook": "Sales"}],
+			"2": {"targets": [{"datasource": "Orders"}], "exclude": [{"workbook": "Scratch", "project": "Sandbox"}]},
+			"3": {"exclude": [{"datasource_id": "ds-luid"}]}
+		},
+		"exclude": [{"datasource": "Raw events"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := func(kind Kind, id, name, project string) Target {
+		return Target{Kind: kind, ID: id, Name: name, Project: project}
+	}
+	tests := []struct {
+		name string
+		job  string
+		t    Target
+		want bool
+	}{
+		{"global, any job", "1", found(Datasource, "x", "Raw events", "Data"), true},
+		{"global, a job without entries", "9", found(Datasource, "x", "Raw events", ""), true},
+		{"job's own, same project", "2", found(Workbook, "w", "Scratch", "Sandbox"), true},
+		{"job's own, other project", "2", found(Workbook, "w", "Scratch", "Finance"), false},
+		{"job's own, other job", "1", found(Workbook, "w", "Scratch", "Sandbox"), false},
+		{"by LUID", "3", found(Datasource, "ds-luid", "Anything", "Anywhere"), true},
+		{"other kind", "1", found(Workbook, "x", "Raw events", ""), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := m.Excluded(tt.job, tt.t); got != tt.want {
+				t.Errorf("Excluded(%s, %v) = %t, want %t", tt.job, tt.t, got, tt.want)
+			}
+		})
+	}
+	if got := len(m.Targets("2")); got != 1 {
+		t.Errorf("job 2's targets: %d, want 1", got)
+	}
+	if got := m.String(); got != "2 dbt jobs, 2 targets, 3 exclusions" {
+		t.Errorf("String() = %q", got)
+	}
+	for _, bad := range []struct{ json, want string }{
+		{`{"jobs": {"1": {}}}`, "neither targets nor exclusions"},
+		{`{"jobs": {"1": {"targets": [{"workbook": "W"}], "extra": []}}}`, `unknown key "extra"`},
+		{`{"exclude": [{"workbook": ""}]}`, `exclude[0]: workbook is empty`},
+	} {
+		if _, err := Parse([]byte(bad.json)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("Parse(%s) = %v, want %q", bad.json, err, bad.want)
+		}
+	}
+	if m, err := Parse([]byte(`{"exclude": [{"workbook": "W"}]}`)); err != nil || len(m.Jobs()) != 0 {
+		t.Errorf("exclusions alone: %v, %v", m, err)
+	}
+	if m, err := Load(func(string) string { return "" }); !errors.Is(err, ErrNotSet) || m == nil || len(m.Jobs()) != 0 {
+		t.Errorf("Load with nothing set = %v, %v; want an empty map and ErrNotSet", m, err)
 	}
 }

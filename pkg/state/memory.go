@@ -19,6 +19,8 @@ type Memory struct {
 	closed  map[string]Outcome // job id -> how it ended
 	ends    map[Key]TargetSummary
 	outbox  map[string]Notification
+	lineage map[int64]map[string]map[LineageContent]bool // generation -> table -> content
+	build   LineageBuild
 }
 
 var _ Idempotency = (*Memory)(nil)
@@ -35,7 +37,7 @@ func NewMemory(opts ...Option) *Memory {
 	m := &Memory{
 		now: time.Now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
 		jobs: make(map[string]TableauJob), allJobs: make(map[string]TableauJob), closed: make(map[string]Outcome), ends: make(map[Key]TargetSummary),
-		outbox: make(map[string]Notification),
+		outbox: make(map[string]Notification), lineage: make(map[int64]map[string]map[LineageContent]bool),
 	}
 	for _, opt := range opts {
 		opt(m)

@@ -27,3 +27,9 @@ func TestMemoryTableauJobs(t *testing.T) {
 func TestMemoryOutbox(t *testing.T) {
 	statetest.TestOutbox(t, func(_ *testing.T, now func() time.Time) statetest.Store { return state.NewMemory(state.WithClock(now)) })
 }
+
+func TestMemoryLineageIndex(t *testing.T) {
+	statetest.TestLineageIndex(t, func(_ *testing.T, now func() time.Time) state.LineageIndex {
+		return state.NewMemory(state.WithClock(now))
+	})
+}

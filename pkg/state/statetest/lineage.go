@@ -1,0 +1,103 @@
+package statetest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+)
+
+// TestLineageIndex runs the lineage index's contract against stores made by
+// newStore: lookups read the last published generation only, pages of one
+// generation merge, a published generation replaces the one before whole,
+// and the build's progress survives between invocations.
+func TestLineageIndex(t *testing.T, newStore func(t *testing.T, clock func() time.Time) state.LineageIndex) {
+	ctx := context.Background()
+	orders := state.LineageContent{Kind: "datasource", LUID: "ds-1", Name: "Orders", Project: "Finance", Extract: true}
+	sales := state.LineageContent{Kind: "workbook", LUID: "wb-1", Name: "Sales", Project: "Finance", Extract: true, Via: `embedded data source "Sales (extract)"`}
+	live := state.LineageContent{Kind: "datasource", LUID: "ds-2", Name: "Orders live", Project: "Finance", Extract: false}
+
+	c := NewClock()
+	s := newStore(t, c.Now)
+	if got, err := s.LookupLineage(ctx, []string{"ANALYTICS.MARTS.ORDERS"}); err != nil || len(got) != 0 {
+		t.Fatalf("lookup in an empty index = %v, %v; want nothing", got, err)
+	}
+	b, err := s.LineageBuild(ctx)
+	if err != nil || b.Current != 0 || b.Building != 0 {
+		t.Fatalf("build of an empty index = %+v, %v", b, err)
+	}
+
+	// Generation 1, written in two pages that both touch ORDERS.
+	b = state.LineageBuild{Building: 1, StartedAt: c.Now(), Cursor: `{"stage":"workbooks"}`, Tables: 2}
+	if err := s.SaveLineageBuild(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddLineage(ctx, 1, map[string][]state.LineageContent{"ANALYTICS.MARTS.ORDERS": {orders, live}, "MARTS.CUSTOMERS": {orders}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddLineage(ctx, 1, map[string][]state.LineageContent{"ANALYTICS.MARTS.ORDERS": {sales, orders}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LookupLineage(ctx, []string{"ANALYTICS.MARTS.ORDERS"}); len(got) != 0 {
+		t.Fatalf("an unpublished generation was read: %v", got)
+	}
+	if got, err := s.LineageBuild(ctx); err != nil || !reflect.DeepEqual(got, b) {
+		t.Fatalf("saved build = %+v, %v; want %+v", got, err, b)
+	}
+	c.Advance(time.Minute)
+	if err := s.PublishLineage(ctx, 1, state.LineageBuild{Tables: 2, Warnings: []string{"partial page"}, Partial: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LookupLineage(ctx, []string{"ANALYTICS.MARTS.ORDERS", "MARTS.CUSTOMERS", "ANALYTICS.MARTS.UNKNOWN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]state.LineageContent{"ANALYTICS.MARTS.ORDERS": {orders, live, sales}, "MARTS.CUSTOMERS": {orders}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("lookup after publishing = %v, want %v", got, want)
+	}
+	b, err = s.LineageBuild(ctx)
+	if err != nil || b.Current != 1 || b.Building != 0 || b.Cursor != "" || !b.CompletedAt.Equal(c.Now()) || !b.Partial || len(b.Warnings) != 1 {
+		t.Fatalf("build after publishing = %+v, %v", b, err)
+	}
+
+	// Generation 2 replaces generation 1 whole: ORDERS lost a reader,
+	// CUSTOMERS lost them all.
+	if err := s.AddLineage(ctx, 2, map[string][]state.LineageContent{"ANALYTICS.MARTS.ORDERS": {orders}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LookupLineage(ctx, []string{"MARTS.CUSTOMERS"}); len(got) != 1 {
+		t.Fatalf("generation 1 stopped being read before generation 2 was published: %v", got)
+	}
+	if err := s.PublishLineage(ctx, 2, state.LineageBuild{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.LookupLineage(ctx, []string{"ANALYTICS.MARTS.ORDERS", "MARTS.CUSTOMERS"})
+	if want := (map[string][]state.LineageContent{"ANALYTICS.MARTS.ORDERS": {orders}}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("lookup after generation 2 = %v, want %v", got, want)
+	}
+
+	// A lookup of many tables at once, as a run that rebuilt hundreds of
+	// models makes.
+	many := map[string][]state.LineageContent{}
+	var names []string
+	for i := range 250 {
+		name := fmt.Sprintf("ANALYTICS.MARTS.T%03d", i)
+		names = append(names, name)
+		if i%2 == 0 {
+			many[name] = []state.LineageContent{{Kind: "datasource", LUID: fmt.Sprintf("ds-%d", i), Name: name, Extract: true}}
+		}
+	}
+	if err := s.AddLineage(ctx, 3, many); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PublishLineage(ctx, 3, state.LineageBuild{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LookupLineage(ctx, names); err != nil || len(got) != 125 || got["ANALYTICS.MARTS.T248"][0].LUID != "ds-248" {
+		t.Fatalf("lookup of %d tables: %d found, %v", len(names), len(got), err)
+	}
+}
