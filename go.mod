@@ -6,7 +6,7 @@ require (
 	github.com/aws/aws-lambda-go v1.55.1
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
-	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
+	github.com/aws/aws-sdk-go-v2/credentials v1.21.0 // indirect
 	// The SDK modules follow their current releases. The schema-based
 	// serialization of DynamoDB and Secrets Manager (since dynamodb v1.69.0,
 	// secretsmanager v1.50.0) builds its schemas at package initialisation,

@@ -24,10 +24,9 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
 )
 
-// TestBootstrapDeliveryExactlyOnce runs the deployed binary — built as SAM
-// builds it, so with the AWS configuration read from the Lambda environment
-// (pkg/awsenv) rather than the SDK's config package — through a real
-// delivery: DynamoDB and Secrets Manager are moto_server, Tableau is the
+// TestBootstrapDeliveryExactlyOnce runs the deployed binary, built as SAM
+// builds it and configured as in Lambda through environment variables
+// alone, through a real delivery: DynamoDB and Secrets Manager are moto_server, Tableau is the
 // simulator. The same delivery is then handled by a second, separate cold
 // start, as when dbt retries and Lambda routes the retry to a new instance:
 // it must find the first instance's claim and Tableau session in the table,
