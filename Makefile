@@ -54,7 +54,7 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	# The Lambda bootstrap compiles a few files of its own (pkg/app/awsconfig_lambda.go).
+	# The Lambda bootstrap is built with this tag (aws-lambda-go then leaves out its RPC mode).
 	$(GO) vet -tags lambda.norpc ./...
 
 # The linters are tools of the module (go.mod's tool block), so their

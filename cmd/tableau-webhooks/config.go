@@ -20,9 +20,9 @@ import (
 )
 
 // The command reads the functions' environment variables itself rather than
-// through bridge.FromEnv, which insists on a refresh map this tool has no use
-// for, and decodes the secret itself rather than through secrets.Parse, which
-// insists on dbt_webhook_secret.
+// through config.FromEnv, which insists on a refresh map (or lineage) this
+// tool has no use for, and decodes the secret itself rather than through
+// secrets.Parse, which insists on dbt_webhook_secret.
 
 // awsAPIs makes the AWS clients the command may need; tests replace it.
 type awsAPIs struct {

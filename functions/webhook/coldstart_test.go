@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,12 +22,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/runtimeapi"
 )
 
 // The cold-start measurements run the bootstrap SAM deploys, as a separate
 // process, under the Runtime API emulator: aws-lambda-go's real runtime loop,
-// our real main and bridge.Start, the real SDK clients.
+// our real main and app.Start, the real SDK clients.
 
 // deploymentEnv is the environment of a deployed webhook function
 // (template.yaml), with dummy values: init builds the Secrets Manager and
@@ -45,6 +48,7 @@ func deploymentEnv(home string) []string {
 		"NOTIFY_SUCCESS=false",
 		"JOB_LIMIT=2h",
 		"AWS_REGION=us-east-1",
+		"AWS_DEFAULT_REGION=us-east-1", // Lambda sets both; boto3 reads only this one
 		"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
 		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"AWS_EC2_METADATA_DISABLED=true",
@@ -94,12 +98,14 @@ type coldStart struct {
 	init          time.Duration // process start to the first GET .../invocation/next
 	firstResponse time.Duration // process start to the first invocation's response
 	res           runtimeapi.Result
+	peakRSS       int64 // bytes, the most the process had resident by the response
 }
 
 // startCold starts bin under a fresh emulator with event already queued, as
 // Lambda does when an invocation causes a cold start, waits for the reply
 // and kills the process. Process start is taken just before the fork, so
-// init includes exec and the Go runtime's start-up.
+// init includes exec and the Go runtime's start-up. The peak RSS is the
+// process's whole life: start-up and one invocation.
 func startCold(tb testing.TB, bin string, env []string, event []byte) coldStart {
 	tb.Helper()
 	return startColdWithin(tb, bin, env, event, 12*time.Second) // the webhook's Timeout in template.yaml
@@ -168,7 +174,63 @@ func startColdWithin(tb testing.TB, bin string, env []string, event []byte, time
 		stopped = true
 		fail("exited before answering the event")
 	}
+	cs.peakRSS = peakRSS(cmd.Process.Pid) // before the deferred kill
 	return cs
+}
+
+// peakRSS is the most memory a running process has had resident so far, in
+// bytes: VmHWM in /proc/<pid>/status, so Linux only (0 elsewhere). Not the
+// ru_maxrss wait4 reports: Go starts children with vfork semantics, and
+// Linux carries the high-water mark of the memory the child shared before
+// exec, the test binary's, into the child's.
+func peakRSS(pid int) int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kB, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kB * 1024
+		}
+	}
+	return 0
+}
+
+// pythonBootstrap makes testdata/python/bootstrap.py, the Python alternative
+// (requests, boto3 and one client), an executable whose first line names
+// the interpreter, and says whether requests can be imported. The
+// interpreter is the one python3 on PATH runs (its sys.executable), not
+// python3 itself, which may be a version manager's shim (pyenv's is a shell
+// script) whose own start-up would be counted as Python's.
+func pythonBootstrap(tb testing.TB) (bin string, withRequests bool) {
+	tb.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		tb.Fatalf("the Python reference needs python3 with boto3: %v", err)
+	}
+	out, err := exec.Command(python, "-c", "import sys, boto3; print(sys.executable)").Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(exit.Stderr))
+		}
+		tb.Fatalf("the Python reference needs boto3 importable by %s: %v", python, err)
+	}
+	interpreter := strings.TrimSpace(string(out))
+	withRequests = exec.Command(interpreter, "-c", "import requests").Run() == nil
+	src, err := os.ReadFile(filepath.Join("testdata", "python", "bootstrap.py"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bin = filepath.Join(tb.TempDir(), "bootstrap")
+	if err := os.WriteFile(bin, append([]byte("#!"+interpreter+"\n"), src...), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return bin, withRequests
 }
 
 // apiResponse decodes the HTTP API response a function returned.
@@ -268,36 +330,47 @@ func TestBootstrapAnswersUnderRuntimeAPI(t *testing.T) {
 }
 
 // BenchmarkColdStart measures the cold start of the webhook bootstrap against
-// two references: a hello-world aws-lambda-go bootstrap (testdata/hello) and
+// three references: a hello-world aws-lambda-go bootstrap (testdata/hello),
 // the same hello world with the AWS SDK clients the webhook builds
-// (testdata/sdkfloor). All three are built with the SAM flags for this
-// machine's GOOS/GOARCH so that they run here, and started in turn b.N
-// times under the Runtime API emulator with the GET event of getEvent
+// (testdata/sdkfloor), and the Python alternative users deploy today, a
+// function importing requests and boto3 and building one client
+// (testdata/python). The Go ones are built with the SAM flags for this
+// machine's GOOS/GOARCH so that they run here; all four are started in turn
+// b.N times under the Runtime API emulator with the GET event of getEvent
 // queued:
 //
 //	init-ms            process start to the first GET .../invocation/next
 //	first-response-ms  process start to the first invocation's response
 //	init-ratio         webhook init / hello init: the cost of our init
-//	                   (configuration, SDK clients), comparable across machines
+//	                   (configuration, SDK clients), comparable across
+//	                   machines; goal at most 2
+//	init-python-ratio  webhook init / Python init; goal at most 0.1
 //	sdk-floor-ratio    sdkfloor init / hello init: what linking and building
 //	                   the SDK clients alone costs, the least init-ratio
 //	                   can be while the webhook uses them
 //	init-over-floor    webhook init / sdkfloor init: the cost of our own code
+//	peak-rss-MB        the process's peak resident memory, start-up and
+//	                   the one invocation included
 //
-// Times are medians over the rounds, ratios medians of each round's ratio;
-// ns/op is suppressed, since a round
-// is three cold starts and three kills. Sizes are reported in MB (10^6
-// bytes) for the host build and for the linux/arm64 build SAM deploys.
-// Absolute times are this machine's, not Lambda's: compare the ratios.
+// Times, memory and ratios are medians over the rounds, ratios of each
+// round's ratio; ns/op is suppressed, since a round is four cold starts and
+// four kills. webhook-delivery-peak-rss-MB is the webhook's peak after a
+// real first delivery instead of the GET (three targets: secret read,
+// DynamoDB claims, Tableau sign-in and refreshes, an SNS message; against
+// moto_server and the Tableau simulator), median of three cold starts.
+// Sizes and memory are in MB (10^6 bytes); sizes for the host build and the
+// linux/arm64 build SAM deploys. Absolute times are this machine's, not
+// Lambda's: compare the ratios.
 //
 //	go test -run '^$' -bench ColdStart -benchtime 60x ./functions/webhook/
 func BenchmarkColdStart(b *testing.B) {
 	if testing.Short() {
-		b.Skip("builds four bootstraps with go build and starts two of them b.N times each; run without -short")
+		b.Skip("builds five bootstraps with go build and starts four of them b.N times each; run without -short")
 	}
 	webhook := buildBootstrap(b, ".", runtime.GOOS, runtime.GOARCH)
 	hello := buildBootstrap(b, "./testdata/hello", runtime.GOOS, runtime.GOARCH)
 	floor := buildBootstrap(b, "./testdata/sdkfloor", runtime.GOOS, runtime.GOARCH)
+	python, withRequests := pythonBootstrap(b)
 	sizes := map[string]string{
 		"webhook-" + runtime.GOARCH + "-MB":   webhook,
 		"hello-" + runtime.GOARCH + "-MB":     hello,
@@ -306,10 +379,16 @@ func BenchmarkColdStart(b *testing.B) {
 		"sdk-floor-" + runtime.GOARCH + "-MB": floor,
 	}
 	env := deploymentEnv(b.TempDir())
+	pythonEnv := env
+	if !withRequests {
+		b.Log("requests cannot be imported: the Python reference imports boto3 alone")
+		pythonEnv = append(slices.Clone(env), "PYREF_WITHOUT_REQUESTS=1")
+	}
 	event := getEvent(b)
 
-	var webhookInit, webhookFirst, helloInit, helloFirst, floorInit []time.Duration
-	// Each round starts the three in a different order, so that none of
+	var webhookInit, webhookFirst, helloInit, helloFirst, floorInit, pythonInit, pythonFirst []time.Duration
+	var webhookRSS, helloRSS, pythonRSS []int64
+	// Each round starts the four in a different order, so that none of
 	// them is always the one started right after a particular other.
 	starts := []func(){
 		func() {
@@ -318,6 +397,7 @@ func BenchmarkColdStart(b *testing.B) {
 				b.Fatalf("webhook answered %d %s, want 405", r.StatusCode, r.Body)
 			}
 			webhookInit, webhookFirst = append(webhookInit, cs.init), append(webhookFirst, cs.firstResponse)
+			webhookRSS = append(webhookRSS, cs.peakRSS)
 		},
 		func() {
 			cs := startCold(b, hello, env, event)
@@ -325,6 +405,7 @@ func BenchmarkColdStart(b *testing.B) {
 				b.Fatalf("hello answered %d %s, want 200", r.StatusCode, r.Body)
 			}
 			helloInit, helloFirst = append(helloInit, cs.init), append(helloFirst, cs.firstResponse)
+			helloRSS = append(helloRSS, cs.peakRSS)
 		},
 		func() {
 			cs := startCold(b, floor, env, event)
@@ -333,12 +414,21 @@ func BenchmarkColdStart(b *testing.B) {
 			}
 			floorInit = append(floorInit, cs.init)
 		},
+		func() {
+			cs := startCold(b, python, pythonEnv, event)
+			if r := apiResponse(b, cs.res); r.StatusCode != http.StatusOK || r.Body != "Hello from Python" {
+				b.Fatalf("Python answered %d %s, want 200 Hello from Python", r.StatusCode, r.Body)
+			}
+			pythonInit, pythonFirst = append(pythonInit, cs.init), append(pythonFirst, cs.firstResponse)
+			pythonRSS = append(pythonRSS, cs.peakRSS)
+		},
 	}
 	for round := 0; b.Loop(); round++ {
 		for i := range starts {
 			starts[(round+i)%len(starts)]()
 		}
 	}
+	deliveryRSS := deliveryPeakRSS(b, webhook, 3)
 
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(ms(median(webhookInit)), "webhook-init-ms")
@@ -346,9 +436,25 @@ func BenchmarkColdStart(b *testing.B) {
 	b.ReportMetric(ms(median(helloInit)), "hello-init-ms")
 	b.ReportMetric(ms(median(helloFirst)), "hello-first-response-ms")
 	b.ReportMetric(ms(median(floorInit)), "sdk-floor-init-ms")
+	b.ReportMetric(ms(median(pythonInit)), "python-init-ms")
+	b.ReportMetric(ms(median(pythonFirst)), "python-first-response-ms")
 	b.ReportMetric(medianRatio(webhookInit, helloInit), "init-ratio")
+	b.ReportMetric(medianRatio(webhookInit, pythonInit), "init-python-ratio")
 	b.ReportMetric(medianRatio(floorInit, helloInit), "sdk-floor-ratio")
 	b.ReportMetric(medianRatio(webhookInit, floorInit), "init-over-floor")
+	if !withRequests {
+		b.ReportMetric(1, "python-without-requests")
+	}
+	for unit, rss := range map[string][]int64{
+		"webhook-peak-rss-MB":          webhookRSS,
+		"hello-peak-rss-MB":            helloRSS,
+		"python-peak-rss-MB":           pythonRSS,
+		"webhook-delivery-peak-rss-MB": deliveryRSS,
+	} {
+		if m := median(rss); m > 0 {
+			b.ReportMetric(float64(m)/1e6, unit)
+		}
+	}
 	for unit, bin := range sizes {
 		fi, err := os.Stat(bin)
 		if err != nil {
@@ -356,6 +462,29 @@ func BenchmarkColdStart(b *testing.B) {
 		}
 		b.ReportMetric(float64(fi.Size())/1e6, unit)
 	}
+}
+
+// deliveryPeakRSS starts the webhook bootstrap n times, each a cold start
+// for a first delivery of a new dbt run to a deliveryDeployment, and returns
+// each process's peak RSS.
+func deliveryPeakRSS(b *testing.B, webhook string, n int) []int64 {
+	b.Helper()
+	d := newDeliveryDeployment(b)
+	var rss []int64
+	for i := range n {
+		cs := startCold(b, webhook, d.env, signedDelivery(b, demo.Event(int64(5000+i), time.Now()), d.secret))
+		r := apiResponse(b, cs.res)
+		// The simulator's jobs outlast the benchmark, so the second and
+		// third deliveries find the first one's refreshes still queued.
+		var body struct{ Targets []struct{ Result string } }
+		queued := func(result string) bool { return result == "refreshed" || result == "already_queued" }
+		if err := json.Unmarshal([]byte(r.Body), &body); err != nil || r.StatusCode != http.StatusOK ||
+			len(body.Targets) != 3 || !queued(body.Targets[0].Result) || !queued(body.Targets[1].Result) {
+			b.Fatalf("delivery %d: %d %s, want 200 with the first two of three targets refreshed or already queued", i+1, r.StatusCode, r.Body)
+		}
+		rss = append(rss, cs.peakRSS)
+	}
+	return rss
 }
 
 // medianRatio is the median over the rounds of a[i]/b[i]: the two starts
@@ -369,7 +498,7 @@ func medianRatio(a, b []time.Duration) float64 {
 	return median(rs)
 }
 
-func median[T time.Duration | float64](xs []T) T {
+func median[T time.Duration | float64 | int64](xs []T) T {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	n := len(s)

@@ -2,8 +2,9 @@
 // world of testdata/hello plus what any Go Lambda function using these AWS
 // services pays at start-up, the package initialisation of the SDK clients
 // the webhook builds (DynamoDB, Secrets Manager, SNS) and their
-// construction, configured from the environment as the webhook's bootstrap
-// does. The webhook's init minus this one's is the cost of our own code.
+// construction, with the SDK's default configuration as the webhook's
+// bootstrap builds it. The webhook's init minus this one's is the cost of
+// our own code.
 package main
 
 import (
@@ -13,15 +14,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/awsenv"
 )
 
 func main() {
-	cfg, err := awsenv.Load(os.Getenv)
+	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sdkfloor:", err)
 		os.Exit(1)
