@@ -138,8 +138,9 @@ func TestSamLocalInvokeSampleEvents(t *testing.T) {
 			status  int
 			results int // targets reported refreshed
 		}{
-			{"dbt-run-succeeded.json", http.StatusOK, 2},
-			{"dbt-run-succeeded-base64.json", http.StatusOK, 2},
+			// The demo: one target from the map, five found by lineage.
+			{"dbt-run-succeeded.json", http.StatusOK, 6},
+			{"dbt-run-succeeded-base64.json", http.StatusOK, 6},
 			{"dbt-run-errored.json", http.StatusOK, 0},
 			{"dbt-bad-signature.json", http.StatusUnauthorized, 0},
 			{"tableau-refresh-failed.json", http.StatusOK, 0},
@@ -174,8 +175,8 @@ func TestSamLocalInvokeSampleEvents(t *testing.T) {
 		if err := json.Unmarshal(cs.res.Body, &out); err != nil {
 			t.Fatalf("schedule.json: %s: %v", cs.res.Body, err)
 		}
-		if len(out.Jobs) != 1 || out.Jobs[0].Outcome != "refreshed" || len(out.Jobs[0].Targets) != 2 {
-			t.Errorf("schedule.json: %s, want job 123 refreshed with two targets", cs.res.Body)
+		if len(out.Jobs) != 1 || out.Jobs[0].Outcome != "refreshed" || len(out.Jobs[0].Targets) != 6 {
+			t.Errorf("schedule.json: %s, want job 123 refreshed with six targets (the demo's map and lineage)", cs.res.Body)
 		}
 	})
 }

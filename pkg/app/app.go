@@ -21,6 +21,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
@@ -48,6 +49,11 @@ type App struct {
 	Refresher *refresh.Refresher
 	Alerts    *followup.Alerts
 	Tracker   *followup.Tracker
+	// Lineage is the lineage index; Planner finds a run's targets with it
+	// (or with the map alone when lineage is off); Builder builds it.
+	Lineage state.LineageIndex
+	Planner *lineage.Planner
+	Builder *lineage.Builder
 }
 
 // NewLogger returns the JSON logger the functions write with: to stdout in
@@ -86,10 +92,10 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		if err != nil {
 			return nil, err
 		}
-		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions = tbl, tbl.Runs(), tbl, tbl, tbl
+		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions, a.Lineage = tbl, tbl.Runs(), tbl, tbl, tbl, tbl
 	} else {
 		mem := state.NewMemory()
-		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions = mem, mem.Runs(), mem, mem, tableau.NewMemorySessionStore()
+		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions, a.Lineage = mem, mem.Runs(), mem, mem, tableau.NewMemorySessionStore(), mem
 	}
 
 	tOpts := []tableau.Option{
@@ -131,13 +137,21 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs),
 		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()))
 	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger))
+	lOpts := []lineage.Option{lineage.WithAliases(cfg.LineageAliases), lineage.WithAlerts(a.Alerts), lineage.WithLogger(logger)}
+	if cfg.Lineage && a.DBT != nil {
+		a.Planner = lineage.NewPlanner(cfg.Map, a.DBT, a.Tableau, a.Lineage, lOpts...)
+		a.Builder = lineage.NewBuilder(a.Tableau, a.Lineage, lOpts...)
+	} else {
+		a.Planner = lineage.MapOnly(cfg.Map)
+	}
+	logger.Info("lineage " + cfg.LineageWhy)
 	return a, nil
 }
 
 // WebhookRouter is the webhook function's handler: dbt Cloud's route and
 // Tableau's.
 func (a *App) WebhookRouter() (*webhook.Router, error) {
-	dbtHook, err := webhook.NewDBT(a.Secrets, a.Refresher, a.Config.Map,
+	dbtHook, err := webhook.NewDBT(a.Secrets, a.Refresher, a.Planner,
 		webhook.WithMaxEventAge(a.Config.MaxEventAge), webhook.WithLogger(a.Logger))
 	if err != nil {
 		return nil, err
@@ -162,7 +176,12 @@ func (a *App) Scheduler() (*scheduler.Scheduler, error) {
 		a.Logger.Info("scheduled path off: DBT_ACCOUNT_ID is not set; follow-ups still follow Tableau refresh jobs")
 	}
 	cfg := a.Config
-	return scheduler.New(dbt, a.Runs, a.Refresher, cfg.Map,
+	opts := []scheduler.Option{
 		scheduler.WithPollWindow(cfg.PollWindow), scheduler.WithQueueLimit(cfg.QueueLimit, cfg.CancelStuck),
-		scheduler.WithAlerts(a.Alerts), scheduler.WithFollower(a.Tracker), scheduler.WithLogger(a.Logger))
+		scheduler.WithAlerts(a.Alerts), scheduler.WithFollower(a.Tracker), scheduler.WithLogger(a.Logger),
+	}
+	if a.Builder != nil {
+		opts = append(opts, scheduler.WithIndexer(a.Builder))
+	}
+	return scheduler.New(dbt, a.Runs, a.Refresher, a.Planner, opts...)
 }

@@ -1,6 +1,26 @@
 // Package demo sets up a local playground for `make run` and `make invoke`:
-// a Tableau simulator with demo content, credentials and a refresh map that
-// points dbt job 123 at it, and a correctly signed sample event to send.
+// a dbt Cloud simulator whose job 123 builds a small dbt project, a Tableau
+// simulator with content over that project's tables, credentials, and a
+// correctly signed sample event to send. Lineage finds what a run of the
+// job refreshes; the refresh map adds one workbook lineage cannot see and
+// excludes a scratch workbook.
+//
+// The dbt project (dbtcloudtest.DemoSteps) rebuilds, on each run,
+// analytics.marts.orders (a table), orders_daily (incrementally) and the
+// seed country_codes, and so changes the views orders_v and order_facts_v
+// (through an ephemeral model); it leaves customers and customer_ltv alone.
+// The Tableau content over them:
+//
+//	data source "Orders" (Finance)          extract of MARTS.ORDERS              refreshed
+//	data source "Orders (live)" (Finance)   live connection to MARTS.ORDERS       skipped: nothing to refresh
+//	workbook "Sales Overview" (Finance)     embedded extract of MARTS.ORDERS_V   refreshed
+//	workbook "Order Facts" (Finance)        embedded extract of MARTS.ORDER_FACTS_V, a view over an ephemeral model: refreshed
+//	workbook "Country Report" (Finance)     custom SQL over SEEDS.COUNTRY_CODES  refreshed
+//	data source "Daily Orders" (Finance)    extract of MARTS.ORDERS_DAILY        refreshed (the model is incremental)
+//	data source "Customers" (Finance)       extract of MARTS.CUSTOMERS           not refreshed: the run did not touch it
+//	workbook "Orders Dashboard" (Finance)   reads the published "Orders"         covered by refreshing "Orders"
+//	workbook "Scratchpad" (Sandbox)         embedded extract of MARTS.ORDERS     excluded by the map
+//	workbook "Executive Summary" (Finance)  reads a spreadsheet                  refreshed: listed in the map
 package demo
 
 import (
@@ -37,9 +57,14 @@ const (
 	Site         = "demo"
 )
 
-// RefreshMap maps the demo job to demo content: a workbook by name and
-// project, and a data source by name.
-const RefreshMap = `{"jobs":{"123":[{"workbook":"Sales Overview","project":"Finance"},{"datasource":"Orders"}]}}`
+// RefreshMap is the demo's map: lineage finds most of what job 123
+// refreshes; the map adds a workbook built on a spreadsheet, which lineage
+// cannot connect to dbt, and keeps the scratch workbook out.
+const RefreshMap = `{"jobs":{"123":[{"workbook":"Executive Summary","project":"Finance"}]},"exclude":[{"workbook":"Scratchpad","project":"Sandbox"}]}`
+
+// SampleRuns are the runs of job 123 the sample events in events/ report;
+// the demo's dbt Cloud has them, finished, with their artifacts.
+var sampleRuns = []int64{70001, 70002, 70003}
 
 // Demo is a running playground.
 type Demo struct {
@@ -58,11 +83,12 @@ func Start() *Demo {
 	srv := tableautest.NewServer(tableautest.WithSite(Site), tableautest.WithJobTimings(2*time.Second, 5*time.Second), tableautest.AllowHTTPDestinations())
 	srv.AddPAT(PATName, PATSecret)
 	srv.AddPAT(AdminPATName, AdminPATSecret)
-	srv.AddWorkbook("Sales Overview", "Finance")
-	srv.AddWorkbook("Sales Overview", "Sandbox")
-	srv.AddDatasource("Orders", "Finance")
+	addContent(srv)
 	dbt := dbtcloudtest.NewServer(dbtcloudtest.WithToken(DBTToken))
 	dbt.AddJob(123, "Daily build", dbtcloudtest.RunTimings(2*time.Second, 3*time.Second, 5*time.Second))
+	for _, id := range sampleRuns {
+		dbt.AddFinishedRun(123, id)
+	}
 	return &Demo{
 		Tableau: srv,
 		DBT:     dbt,
@@ -91,6 +117,32 @@ func Start() *Demo {
 // unlocks a simulator, which knows only the demo's values: a real PAT left in
 // the shell would only earn a bare 401001 from the simulator.
 var userChoices = map[string]bool{"REFRESH_MAP": true}
+
+// addContent puts the demo's Tableau content, over the demo dbt project's
+// tables, on srv.
+func addContent(srv *tableautest.Server) {
+	table := func(schema, name string) tableautest.TableRef {
+		return tableautest.TableRef{Database: "ANALYTICS", Schema: schema, Name: name, ConnectionType: "snowflake"}
+	}
+	orders := srv.AddDatasource("Orders", "Finance", tableautest.ReadsTables(table("MARTS", "ORDERS")))
+	srv.AddDatasource("Orders (live)", "Finance", tableautest.NoExtract(), tableautest.ReadsTables(table("MARTS", "ORDERS")))
+	srv.AddDatasource("Daily Orders", "Finance", tableautest.ReadsTables(table("MARTS", "ORDERS_DAILY")))
+	srv.AddDatasource("Customers", "Finance", tableautest.ReadsTables(table("MARTS", "CUSTOMERS")))
+	srv.AddWorkbook("Sales Overview", "Finance", tableautest.WithEmbeddedSources(tableautest.EmbeddedSource{
+		Name: "Sales (extract)", Extract: true, Tables: []tableautest.TableRef{table("MARTS", "ORDERS_V")}}))
+	srv.AddWorkbook("Order Facts", "Finance", tableautest.WithEmbeddedSources(tableautest.EmbeddedSource{
+		Name: "Order facts (extract)", Extract: true, Tables: []tableautest.TableRef{table("MARTS", "ORDER_FACTS_V")}}))
+	srv.AddWorkbook("Country Report", "Finance", tableautest.WithEmbeddedSources(tableautest.EmbeddedSource{
+		Name: "Countries (custom SQL)", Extract: true, CustomSQL: []tableautest.CustomSQL{{
+			Query:  "select code, name from analytics.seeds.country_codes where active",
+			Tables: []tableautest.TableRef{table("SEEDS", "COUNTRY_CODES")},
+		}}}))
+	srv.AddWorkbook("Orders Dashboard", "Finance", tableautest.UsesDatasources(orders))
+	srv.AddWorkbook("Scratchpad", "Sandbox", tableautest.WithEmbeddedSources(tableautest.EmbeddedSource{
+		Name: "Scratch", Extract: true, Tables: []tableautest.TableRef{table("MARTS", "ORDERS")}}))
+	srv.AddWorkbook("Sales Overview", "Sandbox")
+	srv.AddWorkbook("Executive Summary", "Finance")
+}
 
 // Apply sets the process environment to d.Env and returns, sorted, the
 // variables the user had set to something else, which the demo overrides.

@@ -24,6 +24,8 @@ const (
 	attrStatus          = "status"
 	attrOwner           = "owner"
 	attrDBTJob          = "dbt_job_id"
+	attrSource          = "source"
+	attrWhy             = "why"
 	attrOutcome         = "outcome"
 	attrJobID           = "tableau_job_id"
 	attrInProgressUntil = "in_progress_until" // epoch milliseconds
@@ -45,6 +47,12 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 	item[attrStatus] = s(string(state.StatusInProgress))
 	item[attrOwner] = s(c.Owner)
 	item[attrDBTJob] = s(c.DBTJobID)
+	if c.Source != "" {
+		item[attrSource] = s(c.Source)
+	}
+	if c.Why != "" {
+		item[attrWhy] = s(c.Why)
+	}
 	item[attrInProgressUntil] = n(c.HoldUntil.UnixMilli())
 	item[attrExpiresAt] = n(now.Add(c.Retention).Unix())
 	item[attrUpdatedAt] = s(now.UTC().Format(time.RFC3339Nano))
@@ -148,6 +156,8 @@ func decodeRecord(k state.Key, item map[string]types.AttributeValue) state.Recor
 		Status:          state.Status(getS(item, attrStatus)),
 		Owner:           getS(item, attrOwner),
 		DBTJobID:        getS(item, attrDBTJob),
+		Source:          getS(item, attrSource),
+		Why:             getS(item, attrWhy),
 		Outcome:         state.Outcome(getS(item, attrOutcome)),
 		JobID:           getS(item, attrJobID),
 		InProgressUntil: time.UnixMilli(getN(item, attrInProgressUntil)),

@@ -164,7 +164,7 @@ func (c staticCreds) Credentials(context.Context) (*secrets.Credentials, error) 
 }
 
 func (w *world) refresh(runID string, targets ...refreshmap.Target) []refresh.Outcome {
-	return w.ref.Refresh(context.Background(), refresh.Run{RunID: runID, DBTJobID: "123"}, targets, time.Now().Add(10*time.Second))
+	return w.ref.Refresh(context.Background(), refresh.Run{RunID: runID, DBTJobID: "123"}, refresh.MapTargets(targets, "123"), time.Now().Add(10*time.Second))
 }
 
 func (w *world) log() string { w.logMu.Lock(); defer w.logMu.Unlock(); return w.logs.String() }

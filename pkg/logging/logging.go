@@ -26,7 +26,7 @@
 //	method, path, status, bytes, duration          one HTTP call to an API
 //	attempt, attempts, retry_in, retry_at          retries
 //	age, ahead, next_check_in, triggered_at        times and waits
-//	connection, stage, page_size, next_page_size, slowest_page   lineage index pages
+//	connection, stage, page_size, next_page_size, slowest_page, tables   lineage index pages
 //
 // NotificationsLost and ExternalRefreshes are CloudWatch embedded metrics, named
 // as the template's alarms and dashboards name them.

@@ -33,7 +33,7 @@ var vocabulary = map[string]string{
 	// The Tableau route's token check, and the router.
 	"configured": "bool", "route_key": "string", "payload_version": "string", "routes": "string",
 	// Building the lineage index from Tableau's Metadata API.
-	"connection": "string", "stage": "string", "page_size": "count", "next_page_size": "count", "slowest_page": "duration",
+	"connection": "string", "stage": "string", "tables": "count", "page_size": "count", "next_page_size": "count", "slowest_page": "duration",
 	// CloudWatch embedded metrics.
 	"NotificationsLost": "count", "ExternalRefreshes": "count",
 }

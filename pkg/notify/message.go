@@ -24,6 +24,10 @@ const (
 	// credentials (a revoked or mistyped PAT, say): nothing is refreshed
 	// until a person fixes them; Reason says where.
 	KindTableauCredentialsRejected Kind = "tableau_credentials_rejected"
+	// KindLineageUnavailable: lineage cannot work for a reason a person
+	// must fix (the Metadata API off, a user not allowed to see lineage);
+	// the refresh map's targets are still refreshed. Reason says what to do.
+	KindLineageUnavailable Kind = "lineage_unavailable"
 	// KindTableauJobStuck: the refresh job has not finished in the time the
 	// bridge allows it.
 	KindTableauJobStuck Kind = "tableau_job_stuck"
@@ -53,6 +57,8 @@ func (k Kind) headline() string {
 		return "Tableau refresh could not be queued"
 	case KindTableauCredentialsRejected:
 		return "Tableau rejected the bridge's credentials"
+	case KindLineageUnavailable:
+		return "Lineage is unavailable: only the refresh map is refreshed"
 	case KindTableauJobStuck:
 		return "Tableau refresh job is stuck"
 	case KindDBTRunFailed:

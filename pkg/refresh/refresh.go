@@ -29,10 +29,39 @@ type Tableau interface {
 	RefreshDatasource(ctx context.Context, id string) (*tableau.RefreshResult, error)
 }
 
+// Source says how a target was found.
+type Source string
+
+// Sources of targets.
+const (
+	SourceMap     Source = "map"     // listed in the refresh map for the job
+	SourceLineage Source = "lineage" // downstream of a relation the run changed
+)
+
+// Target is content to refresh for a run, how it was found, and why.
+type Target struct {
+	refreshmap.Target
+	Source Source
+	// Why is the chain from the dbt node to the content, e.g.
+	// `model.shop.orders → ANALYTICS.MARTS.ORDERS → data source "Orders" (Finance)`.
+	Why string
+}
+
+// MapTargets are the map's targets for a job, as Targets.
+func MapTargets(ts []refreshmap.Target, jobID string) []Target {
+	out := make([]Target, len(ts))
+	for i, t := range ts {
+		out[i] = Target{Target: t, Source: SourceMap, Why: "listed in the refresh map for dbt job " + jobID}
+	}
+	return out
+}
+
 // Outcome is what happened to one target.
 type Outcome struct {
 	Target refreshmap.Target `json:"-"`
 	Name   string            `json:"target"`
+	Source Source            `json:"source,omitempty"`
+	Why    string            `json:"why,omitempty"`
 	Result state.Outcome     `json:"result"`
 	ItemID string            `json:"item_id,omitempty"`
 	JobID  string            `json:"job_id,omitempty"`
@@ -126,7 +155,7 @@ func New(store state.Idempotency, tc Tableau, opts ...Option) *Refresher {
 // Refresh queues a refresh of each target concurrently and returns one
 // outcome per target, in the order given. holdUntil is when this
 // invocation's claims lapse if it dies (its deadline); ctx bounds the work.
-func (r *Refresher) Refresh(ctx context.Context, run Run, targets []refreshmap.Target, holdUntil time.Time) []Outcome {
+func (r *Refresher) Refresh(ctx context.Context, run Run, targets []Target, holdUntil time.Time) []Outcome {
 	out := make([]Outcome, len(targets))
 	// Signed in once before any target is claimed: a failure here concerns
 	// every target, and claiming them only to release them would cost two
@@ -135,7 +164,7 @@ func (r *Refresher) Refresh(ctx context.Context, run Run, targets []refreshmap.T
 	if err := tc.SignIn(ctx); err != nil {
 		r.signInFailed(ctx, run, err)
 		for i, t := range targets {
-			out[i] = Outcome{Target: t, Name: t.String(), Result: state.OutcomeFailed, Error: err.Error(), Retryable: true}
+			out[i] = Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Result: state.OutcomeFailed, Error: err.Error(), Retryable: true}
 		}
 		return out
 	}
@@ -183,9 +212,9 @@ func (r *Refresher) signInFailed(ctx context.Context, run Run, err error) {
 }
 
 // one refreshes one target: claim it, ask Tableau, record the outcome.
-func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdUntil time.Time, tc Tableau) Outcome {
+func (r *Refresher) one(ctx context.Context, run Run, t Target, holdUntil time.Time, tc Tableau) Outcome {
 	c := &claim{
-		Outcome: Outcome{Target: t, Name: t.String()},
+		Outcome: Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why},
 		run:     run,
 		key:     state.Key{RunID: run.RunID, Target: t.Key()},
 		owner:   state.NewOwner(),
@@ -194,7 +223,7 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	if !r.take(ctx, c, holdUntil) {
 		return c.Outcome
 	}
-	res, itemID, err := r.queue(ctx, t, tc)
+	res, itemID, err := r.queue(ctx, t.Target, tc)
 	c.ItemID = itemID
 	if err != nil {
 		r.fail(ctx, c, err)
@@ -217,7 +246,8 @@ type claim struct {
 // did not, the outcome says why: an earlier delivery refreshed it, another
 // is refreshing it now, or the store could not be asked.
 func (r *Refresher) take(ctx context.Context, c *claim, holdUntil time.Time) bool {
-	err := r.store.Begin(ctx, state.Claim{Key: c.key, Owner: c.owner, DBTJobID: c.run.DBTJobID, HoldUntil: holdUntil, Retention: r.retention})
+	err := r.store.Begin(ctx, state.Claim{Key: c.key, Owner: c.owner, DBTJobID: c.run.DBTJobID, HoldUntil: holdUntil, Retention: r.retention,
+		Source: string(c.Source), Why: c.Why})
 	var claimed *state.ClaimedError
 	switch {
 	case err == nil:

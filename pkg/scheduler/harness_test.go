@@ -15,6 +15,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
@@ -152,7 +153,7 @@ func (w *world) invoke(ev scheduler.Event) (scheduler.Result, error) {
 	case w.dbtAPI != nil:
 		api = w.dbtAPI
 	}
-	s, err := scheduler.New(api, w.table.Runs(), w.ref, w.cfg.Map, w.cfg.options()...)
+	s, err := scheduler.New(api, w.table.Runs(), w.ref, lineage.MapOnly(w.cfg.Map), w.cfg.options()...)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/localrun"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
@@ -267,7 +268,7 @@ func (rg *raceRig) invoke(ev scheduler.Event) (scheduler.Result, error) {
 	start := rg.w.clock.Now()
 	cfg.Sleep = rg.clk.sleep
 	cfg.Deadline = func(context.Context) (time.Time, bool) { return start.Add(rg.w.invocationLimit), true }
-	s, err := scheduler.New(rg.w.client, rg.w.table.Runs(), rg.w.ref, cfg.Map, cfg.options()...)
+	s, err := scheduler.New(rg.w.client, rg.w.table.Runs(), rg.w.ref, lineage.MapOnly(cfg.Map), cfg.options()...)
 	if err != nil {
 		rg.t.Error(err)
 		return scheduler.Result{}, err
@@ -540,7 +541,7 @@ func (c *raceClock) sleep(ctx context.Context, d time.Duration) error {
 func raceWebhookServer(t *testing.T, w *world, m *refreshmap.Map, clk *raceClock) *httptest.Server {
 	h, err := webhook.NewDBT(secrets.Env{Getenv: func(k string) string {
 		return map[string]string{"DBT_WEBHOOK_SECRET": "whsec", "TABLEAU_PAT_NAME": "bot", "TABLEAU_PAT_SECRET": "pat-secret"}[k]
-	}}, w.ref, m, webhook.WithClock(w.clock.Now), webhook.WithLogger(logging.New(io.Discard, slog.LevelInfo)))
+	}}, w.ref, lineage.MapOnly(m), webhook.WithClock(w.clock.Now), webhook.WithLogger(logging.New(io.Discard, slog.LevelInfo)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
@@ -61,6 +62,9 @@ type Event struct {
 	// value and so does not trigger the jobs again.
 	ScheduledTime string `json:"scheduled_time,omitempty"`
 	Follow        bool   `json:"follow,omitempty"`
+	// LineageIndex builds the lineage index, or continues the build under
+	// way ({"lineage_index": true}, hourly).
+	LineageIndex bool `json:"lineage_index,omitempty"`
 }
 
 // JobResult is what happened to one job.
@@ -79,6 +83,13 @@ type Result struct {
 	Jobs []JobResult `json:"jobs"`
 	// Tableau is what a follow-up saw of the Tableau refresh jobs.
 	Tableau *followup.FollowResult `json:"tableau,omitempty"`
+	// Lineage is what a lineage_index event did.
+	Lineage *lineage.BuildResult `json:"lineage_index,omitempty"`
+}
+
+// Indexer builds the lineage index (lineage.Builder).
+type Indexer interface {
+	Build(ctx context.Context) (lineage.BuildResult, error)
 }
 
 // failed reports whether the outcome is one the invocation must fail for,
@@ -93,7 +104,7 @@ func (r JobResult) failed() bool {
 
 // config is what Options set.
 type config struct {
-	Map                *refreshmap.Map
+	Planner            Planner
 	PollWindow, Margin time.Duration
 	FirstPoll, MaxPoll time.Duration
 	QueueLimit         time.Duration
@@ -101,10 +112,19 @@ type config struct {
 	Cause              string
 	Alerts             refresh.Alerter
 	Follower           Follower
+	Indexer            Indexer
 	Logger             *slog.Logger
 	Now                func() time.Time
 	Sleep              func(ctx context.Context, d time.Duration) error
 	Deadline           func(ctx context.Context) (time.Time, bool)
+}
+
+// Planner says what a run refreshes: the refresh map's targets for its
+// job, and with lineage what the run changed (lineage.Planner).
+type Planner interface {
+	Plan(ctx context.Context, run refresh.Run) lineage.Plan
+	On() bool
+	Map() *refreshmap.Map
 }
 
 // Follower follows the Tableau refresh jobs, on follow-up events.
@@ -144,6 +164,9 @@ func WithAlerts(a refresh.Alerter) Option { return func(c *config) { c.Alerts = 
 // the dbt runs in flight are checked.
 func WithFollower(f Follower) Option { return func(c *config) { c.Follower = f } }
 
+// WithIndexer builds the lineage index on lineage_index events.
+func WithIndexer(i Indexer) Option { return func(c *config) { c.Indexer = i } }
+
 // WithLogger sets where the Scheduler logs; by default nowhere.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.Logger = l } }
 
@@ -174,12 +197,12 @@ type Scheduler struct {
 // deployment without a dbt Cloud account: follow-ups still follow the
 // Tableau jobs the webhook queued, and a tick that names jobs fails with
 // ErrNoDBT.
-func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, m *refreshmap.Map, opts ...Option) (*Scheduler, error) {
-	if runs == nil || r == nil || m == nil {
-		return nil, errors.New("scheduler: run store, refresher and refresh map are required")
+func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, p Planner, opts ...Option) (*Scheduler, error) {
+	if runs == nil || r == nil || p == nil {
+		return nil, errors.New("scheduler: run store, refresher and planner are required")
 	}
 	cfg := config{
-		Map: m, PollWindow: 5 * time.Minute, Margin: 30 * time.Second, FirstPoll: 10 * time.Second, MaxPoll: time.Minute,
+		Planner: p, PollWindow: 5 * time.Minute, Margin: 30 * time.Second, FirstPoll: 10 * time.Second, MaxPoll: time.Minute,
 		QueueLimit: 30 * time.Minute, Cause: DefaultCause, Logger: slog.New(slog.DiscardHandler),
 		Now: time.Now, Sleep: remote.Sleep, Deadline: func(ctx context.Context) (time.Time, bool) { return ctx.Deadline() },
 	}
@@ -194,6 +217,9 @@ func New(dbt DBT, runs state.ScheduledRuns, r *refresh.Refresher, m *refreshmap.
 func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		ctx = logging.With(ctx, "request_id", lc.AwsRequestID)
+	}
+	if ev.LineageIndex {
+		return s.buildIndex(ctx, ev)
 	}
 	jobs, err := s.jobsFor(ctx, ev)
 	if err != nil {
@@ -242,6 +268,24 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// buildIndex handles a lineage_index event.
+func (s *Scheduler) buildIndex(ctx context.Context, ev Event) (Result, error) {
+	if len(ev.Jobs) > 0 || ev.Follow {
+		return Result{}, errors.New(`scheduled event: "lineage_index" is an event of its own; do not list "jobs" or "follow" with it`)
+	}
+	if s.cfg.Indexer == nil {
+		return Result{}, errors.New("configuration: a lineage_index event, but lineage is off (LINEAGE=off, or DBT_ACCOUNT_ID is not set)")
+	}
+	// Leave the build time to record where it stopped before the deadline.
+	if d, ok := s.cfg.Deadline(ctx); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-s.cfg.Margin))
+		defer cancel()
+	}
+	res, err := s.cfg.Indexer.Build(ctx)
+	return Result{Jobs: []JobResult{}, Lineage: &res}, err
 }
 
 // checkDBT fails a tick at once, as one configuration error, when dbt Cloud
@@ -315,8 +359,8 @@ func (s *Scheduler) jobsFor(ctx context.Context, ev Event) ([]string, error) {
 		if _, err := strconv.ParseInt(j, 10, 64); err != nil || strings.HasPrefix(j, "-") || strings.HasPrefix(j, "+") {
 			return nil, fmt.Errorf("scheduled event: dbt job id %q is not a positive integer", j)
 		}
-		if len(s.cfg.Map.Targets(j)) == 0 {
-			return nil, fmt.Errorf("scheduled event: dbt job %s has no Tableau targets in the refresh map", j)
+		if !s.cfg.Planner.On() && len(s.cfg.Planner.Map().Targets(j)) == 0 {
+			return nil, fmt.Errorf("scheduled event: dbt job %s has no Tableau targets in the refresh map, and lineage is off", j)
 		}
 		if seen[j] {
 			return nil, fmt.Errorf("scheduled event: dbt job %s is listed twice", j)
@@ -490,13 +534,19 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 		}
 		return res
 	}
-	targets := s.cfg.Map.Targets(res.JobID)
+	ran := refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID}
+	plan := s.cfg.Planner.Plan(ctx, ran)
 	hold := s.cfg.Now().Add(time.Minute)
 	if d, ok := s.cfg.Deadline(ctx); ok {
 		hold = d
 	}
-	res.Targets = s.refresher.Refresh(ctx, refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID}, targets, hold)
+	res.Targets = s.refresher.Refresh(ctx, ran, plan.Targets, hold)
 	var unsettled []string
+	if plan.Err != nil && plan.Retry {
+		// The record stays RUNNING: the next follow-up reads the run's
+		// artifacts again (the map's targets are done, and stay done).
+		unsettled = append(unsettled, "lineage: "+plan.Err.Error())
+	}
 	for _, o := range res.Targets {
 		if !o.Settled() {
 			unsettled = append(unsettled, o.Name+": "+o.Error)

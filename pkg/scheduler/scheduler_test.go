@@ -12,6 +12,7 @@ import (
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud/dbtcloudtest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/localrun"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
@@ -116,7 +117,7 @@ func TestLongRunAcrossInvocationsAndWebhook(t *testing.T) {
 func webhookServer(t *testing.T, w *world) *httptest.Server {
 	h, err := webhook.NewDBT(secrets.Env{Getenv: func(k string) string {
 		return map[string]string{"DBT_WEBHOOK_SECRET": "whsec", "TABLEAU_PAT_NAME": "bot", "TABLEAU_PAT_SECRET": "pat-secret"}[k]
-	}}, w.ref, w.cfg.Map, webhook.WithClock(w.clock.Now), webhook.WithLogger(logging.New(io.Discard, slog.LevelInfo)))
+	}}, w.ref, lineage.MapOnly(w.cfg.Map), webhook.WithClock(w.clock.Now), webhook.WithLogger(logging.New(io.Discard, slog.LevelInfo)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func (m *Memory) Begin(_ context.Context, c Claim) error {
 		return &ClaimedError{Existing: r}
 	}
 	m.records[c.Key] = Record{
-		Key: c.Key, Status: StatusInProgress, Owner: c.Owner, DBTJobID: c.DBTJobID,
+		Key: c.Key, Status: StatusInProgress, Owner: c.Owner, DBTJobID: c.DBTJobID, Source: c.Source, Why: c.Why,
 		InProgressUntil: c.HoldUntil, ExpiresAt: now.Add(c.Retention), UpdatedAt: now,
 	}
 	return nil

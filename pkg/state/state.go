@@ -96,6 +96,9 @@ type Record struct {
 	Owner string
 	// DBTJobID is the dbt job whose run this is (for summaries).
 	DBTJobID string
+	// Source and Why say how the target was found ("map" or "lineage")
+	// and why it was refreshed.
+	Source, Why string
 	// Outcome and JobID are set once COMPLETED: OutcomeRefreshed with the
 	// Tableau job id, or OutcomeAlreadyQueued.
 	Outcome Outcome
@@ -120,6 +123,8 @@ type Claim struct {
 	Key
 	Owner    string
 	DBTJobID string
+	// Source and Why are recorded with the claim (see Record).
+	Source, Why string
 	// HoldUntil is when the claim lapses if the claimer neither completes nor
 	// releases it (it crashed or timed out).
 	HoldUntil time.Time

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
@@ -121,7 +122,7 @@ func newBenchDeployment(tb testing.TB, targets int, latency time.Duration, memor
 	}
 	src := secrets.NewCache(d.sm, secretName, secrets.WithLogger(logger))
 	ref := refresh.New(store, client, refresh.WithJobs(jobs), refresh.WithLogger(logger))
-	if d.handler, err = webhook.NewDBT(src, ref, m, webhook.WithLogger(logger)); err != nil {
+	if d.handler, err = webhook.NewDBT(src, ref, lineage.MapOnly(m), webhook.WithLogger(logger)); err != nil {
 		tb.Fatal(err)
 	}
 	tab.SetLatency(latency)

@@ -18,9 +18,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/logging"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
-	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 )
@@ -44,22 +44,29 @@ const (
 	DefaultRefreshTimeout = 8 * time.Second
 )
 
+// Planner says what a run refreshes: the refresh map's targets for its
+// job, and with lineage what the run changed (lineage.Planner).
+type Planner interface {
+	Plan(ctx context.Context, run refresh.Run) lineage.Plan
+	On() bool
+}
+
 // DBTHandler handles dbt Cloud's webhook deliveries.
 type DBTHandler struct {
 	secrets   secrets.Source
 	refresher *refresh.Refresher
-	m         *refreshmap.Map
+	planner   Planner
 	o         options
 }
 
-// NewDBT returns a DBTHandler that refreshes the targets m maps to a
-// successful run's job. It takes WithMaxEventAge, WithRefreshTimeout,
-// WithLogger and WithClock.
-func NewDBT(src secrets.Source, r *refresh.Refresher, m *refreshmap.Map, opts ...Option) (*DBTHandler, error) {
-	if src == nil || r == nil || m == nil {
-		return nil, errors.New("webhook: secrets, refresher and refresh map are required")
+// NewDBT returns a DBTHandler that refreshes the targets p finds for a
+// successful run. It takes WithMaxEventAge, WithRefreshTimeout, WithLogger
+// and WithClock.
+func NewDBT(src secrets.Source, r *refresh.Refresher, p Planner, opts ...Option) (*DBTHandler, error) {
+	if src == nil || r == nil || p == nil {
+		return nil, errors.New("webhook: secrets, refresher and planner are required")
 	}
-	return &DBTHandler{secrets: src, refresher: r, m: m, o: apply(opts)}, nil
+	return &DBTHandler{secrets: src, refresher: r, planner: p, o: apply(opts)}, nil
 }
 
 // DBTReply is the JSON body of every DBTHandler response.
@@ -68,6 +75,7 @@ type DBTReply struct {
 	RunID   string            `json:"run_id,omitempty"`
 	JobID   string            `json:"job_id,omitempty"`
 	Targets []refresh.Outcome `json:"targets,omitempty"`
+	Lineage *LineageSummary   `json:"lineage,omitempty"`
 }
 
 // Handle is the Lambda handler of DBTRoute.
@@ -133,17 +141,48 @@ func (h *DBTHandler) handle(ctx context.Context, log *slog.Logger, req events.AP
 		log.WarnContext(ctx, "ignored stale event", "age", age.String())
 		return http.StatusOK, reply
 	}
-	targets := h.m.Targets(run.DBTJobID)
-	if len(targets) == 0 {
-		reply.Message = "nothing to do: no Tableau targets are mapped to dbt job " + run.DBTJobID
-		log.InfoContext(ctx, "no targets mapped")
-		return http.StatusOK, reply
-	}
-
 	holdUntil, rctx, cancel := h.deadline(ctx)
 	defer cancel()
-	reply.Targets = h.refresher.Refresh(rctx, run, targets, holdUntil)
-	return summarize(ctx, log, reply)
+	plan := h.planner.Plan(rctx, run)
+	reply.Lineage = lineageSummary(h.planner, plan)
+	if len(plan.Targets) == 0 && plan.Err == nil {
+		reply.Message = "nothing to do: no Tableau targets are mapped to dbt job " + run.DBTJobID
+		if h.planner.On() {
+			reply.Message += fmt.Sprintf(", and no Tableau content with an extract reads the %d relations the run changed", len(plan.Changed))
+		}
+		log.InfoContext(ctx, "no targets for the run")
+		return http.StatusOK, reply
+	}
+	reply.Targets = h.refresher.Refresh(rctx, run, plan.Targets, holdUntil)
+	status, reply := summarize(ctx, log, reply)
+	if plan.Err != nil && plan.Retry && status == http.StatusOK {
+		// The map's targets are done; what the run changed is not known yet
+		// (artifacts not ready, an outage): dbt's redelivery finds it.
+		reply.Message = "lineage pending: " + plan.Err.Error() + "; " + reply.Message + "; retry"
+		return http.StatusServiceUnavailable, reply
+	}
+	return status, reply
+}
+
+// LineageSummary is what lineage saw of a run, in the reply.
+type LineageSummary struct {
+	Changed   int    `json:"changed"`             // relations the run changed
+	Unmatched int    `json:"unmatched"`           // of those, read by no Tableau content
+	Live      int    `json:"live"`                // content reading them live: nothing to refresh
+	Excluded  int    `json:"excluded"`            // targets the map excludes
+	Error     string `json:"error,omitempty"`     // why lineage could not say
+	Retryable bool   `json:"retryable,omitempty"` // and whether a retry may
+}
+
+func lineageSummary(p Planner, plan lineage.Plan) *LineageSummary {
+	if !p.On() {
+		return nil
+	}
+	s := &LineageSummary{Changed: len(plan.Changed), Unmatched: len(plan.Unmatched), Live: len(plan.Live), Excluded: len(plan.Excluded), Retryable: plan.Retry}
+	if plan.Err != nil {
+		s.Error = plan.Err.Error()
+	}
+	return s
 }
 
 // summarize picks the status: 5xx while any target can still succeed on a

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/lineage"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
@@ -111,7 +112,7 @@ func fuzzHandler(t *testing.T, mode int) (*webhook.DBTHandler, *fuzzTableau, *re
 	tab := &fuzzTableau{mode: mode}
 	now := func() time.Time { return fuzzNow }
 	r := refresh.New(state.NewMemory(state.WithClock(now)), tab, refresh.WithClock(now))
-	h, err := webhook.NewDBT(fuzzSecrets{}, r, m, webhook.WithMaxEventAge(24*time.Hour), webhook.WithClock(now))
+	h, err := webhook.NewDBT(fuzzSecrets{}, r, lineage.MapOnly(m), webhook.WithMaxEventAge(24*time.Hour), webhook.WithClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func newWorld(t *testing.T, opts ...option) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.handler, err = webhook.NewDBT(w.app.Secrets, w.app.Refresher, cfg.Map, webhook.WithMaxEventAge(cfg.MaxEventAge), webhook.WithLogger(logger))
+	w.handler, err = webhook.NewDBT(w.app.Secrets, w.app.Refresher, w.app.Planner, webhook.WithMaxEventAge(cfg.MaxEventAge), webhook.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -617,7 +617,7 @@ func TestSlowCompletionIsNotRepeated(t *testing.T) {
 	store := &loadSlowCompletions{Memory: state.NewMemory(), delay: 2500 * time.Millisecond}
 	r := refresh.New(store, tc, refresh.WithJobs(store))
 	run := refresh.Run{RunID: "9901", DBTJobID: "123"}
-	targets := []refreshmap.Target{{Kind: refreshmap.Datasource, ID: orders}}
+	targets := refresh.MapTargets([]refreshmap.Target{{Kind: refreshmap.Datasource, ID: orders}}, "123")
 	ctx := context.Background()
 
 	hold := time.Now().Add(3 * time.Second) // the first invocation's deadline

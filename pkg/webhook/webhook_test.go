@@ -391,11 +391,12 @@ func TestSampleEvents(t *testing.T) {
 		status  int
 		results string
 	}{
-		{"dbt-run-succeeded.json", 200, "refreshed,refreshed"},
+		// The demo: one target from the map, five found by lineage.
+		{"dbt-run-succeeded.json", 200, "refreshed,refreshed,refreshed,refreshed,refreshed,refreshed"},
 		{"dbt-run-errored.json", 200, ""},
 		{"dbt-bad-signature.json", 401, ""},
 		// Another run of the same job while the first refreshes are queued.
-		{"dbt-run-succeeded-base64.json", 200, "already_queued,already_queued"},
+		{"dbt-run-succeeded-base64.json", 200, "already_queued,already_queued,already_queued,already_queued,already_queued,already_queued"},
 		{"tableau-refresh-failed.json", 200, ""},
 	}
 	for _, tt := range tests {

@@ -268,6 +268,27 @@ func (s *Server) AddJob(id int64, name string, opts ...JobOption) {
 	s.jobs[id] = j
 }
 
+// AddFinishedRun records run runID of jobID as having finished already,
+// with the job's outcome and artifacts, as a run dbt Cloud reported by
+// webhook before the simulator started would have (the demo's sample
+// events name such runs). It panics for an unknown job or a run id in use.
+func (s *Server) AddFinishedRun(jobID, runID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[jobID]
+	if !ok {
+		panic(fmt.Sprintf("dbtcloudtest: AddFinishedRun: no job %d", jobID))
+	}
+	if _, dup := s.runs[runID]; dup {
+		panic(fmt.Sprintf("dbtcloudtest: AddFinishedRun: run %d exists", runID))
+	}
+	took := j.queued + j.starting + j.running
+	r := &run{id: runID, triggerID: s.nextTriggerID, job: *j, req: triggerBody{Cause: "Kicked off from the UI"},
+		created: s.now().Add(-took - time.Minute)}
+	s.nextTriggerID++
+	s.runs[runID] = r
+}
+
 // SetJobOutcome changes the final status (10, 20 or 30) of runs of jobID
 // triggered from now on; runs already triggered keep theirs. It panics for
 // an unknown job, which is a mistake in the test.

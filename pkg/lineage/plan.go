@@ -1,0 +1,487 @@
+// Package lineage decides what a dbt run refreshes without a hand-written
+// list: the relations the run changed (dbt's artifacts, package
+// dbtartifacts) crossed with the Tableau content that reads them (Tableau's
+// Metadata API, kept as an index in the state table), together with the
+// refresh map's entries and less its exclusions. Each target says why.
+//
+// A delivery costs a few round trips more than the map alone, whatever the
+// number of changed models: the run's artifacts, one read of the index, and
+// at most one targeted Metadata API lookup for all the changed tables the
+// index does not know (content published since the index was built). The
+// index is built apart, on a schedule (Builder).
+package lineage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtartifacts"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/relname"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
+)
+
+// Artifacts is what lineage reads from dbt Cloud.
+type Artifacts interface {
+	GetRunSteps(ctx context.Context, runID int64) ([]dbtcloud.RunStep, error)
+	GetArtifact(ctx context.Context, runID int64, path string, step int) (io.ReadCloser, error)
+}
+
+// Metadata is what lineage asks Tableau's Metadata API.
+type Metadata interface {
+	LookupTables(ctx context.Context, names []string) (*tableau.TableLookup, error)
+	WalkLineage(ctx context.Context, cur tableau.LineageCursor, visit func(*tableau.LineagePage) error) (tableau.LineageCursor, error)
+}
+
+// Planner finds a run's targets. Without Artifacts (lineage off) it
+// returns the refresh map's.
+type Planner struct {
+	m       *refreshmap.Map
+	dbt     Artifacts
+	tab     Metadata
+	index   state.LineageIndex
+	aliases relname.Aliases
+	alerts  refresh.Alerter
+	logger  *slog.Logger
+	now     func() time.Time
+}
+
+// Option configures a Planner or a Builder.
+type Option func(*options)
+
+type options struct {
+	aliases relname.Aliases
+	alerts  refresh.Alerter
+	logger  *slog.Logger
+	now     func() time.Time
+}
+
+func apply(opts []Option) options {
+	o := options{logger: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithAliases maps dbt's database names to Tableau's
+// (LINEAGE_DATABASE_ALIASES).
+func WithAliases(a relname.Aliases) Option { return func(o *options) { o.aliases = a } }
+
+// WithAlerts tells a person when lineage cannot work for a reason only they
+// can fix: the Metadata API off, or a user not allowed to see lineage.
+func WithAlerts(a refresh.Alerter) Option { return func(o *options) { o.alerts = a } }
+
+// WithLogger sets where lineage logs; by default nowhere.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock sets the clock (the day notifications are keyed by).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// NewPlanner returns a Planner for m. With dbt, tab and index all set,
+// lineage adds what the run changed; with any of them nil it is off and
+// the map alone decides.
+func NewPlanner(m *refreshmap.Map, dbt Artifacts, tab Metadata, index state.LineageIndex, opts ...Option) *Planner {
+	o := apply(opts)
+	if m == nil {
+		m = refreshmap.Empty()
+	}
+	p := &Planner{m: m, aliases: o.aliases, alerts: o.alerts, logger: o.logger, now: o.now}
+	if dbt != nil && tab != nil && index != nil {
+		p.dbt, p.tab, p.index = dbt, tab, index
+	}
+	return p
+}
+
+// MapOnly is a Planner without lineage: the refresh map decides.
+func MapOnly(m *refreshmap.Map) *Planner { return NewPlanner(m, nil, nil, nil) }
+
+// Map returns the planner's refresh map.
+func (p *Planner) Map() *refreshmap.Map { return p.m }
+
+// On reports whether lineage adds to the map.
+func (p *Planner) On() bool { return p.dbt != nil }
+
+// Plan is what a run refreshes, and what lineage saw.
+type Plan struct {
+	// Targets are the map's entries for the job and the content lineage
+	// found, once each, less the map's exclusions.
+	Targets []refresh.Target
+	// Excluded are targets the map's exclusions removed; Live is content
+	// that reads a changed table over a live connection (nothing to
+	// refresh).
+	Excluded, Live []refresh.Target
+	// Changed is everything the run changed; Unmatched the changes no
+	// Tableau content reads (an alias missing, or nothing built on them).
+	Changed   []dbtartifacts.Change
+	Unmatched []dbtartifacts.Change
+	// Lookups counts targeted Metadata API lookups (at most one).
+	Lookups int
+	// Err is why lineage could not add what the run changed; the map's
+	// targets are in Targets all the same. Retry says whether a later
+	// attempt may succeed (artifacts not ready yet, an outage).
+	Err   error
+	Retry bool
+}
+
+// Plan returns the targets of run. It never fails as a whole: the map's
+// targets are always there, and a failure of lineage is in Plan.Err.
+func (p *Planner) Plan(ctx context.Context, run refresh.Run) Plan {
+	var plan Plan
+	seen := map[string]bool{}
+	add := func(t refresh.Target) {
+		if seen[t.Key()] {
+			return
+		}
+		if p.m.Excluded(run.DBTJobID, t.Target) {
+			plan.Excluded = append(plan.Excluded, t)
+			seen[t.Key()] = true
+			return
+		}
+		seen[t.Key()] = true
+		plan.Targets = append(plan.Targets, t)
+	}
+	mapped := p.m.Targets(run.DBTJobID)
+	for _, t := range refresh.MapTargets(mapped, run.DBTJobID) {
+		add(t)
+	}
+	if !p.On() {
+		return plan
+	}
+	log := p.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID)
+	if c, ok := p.dbt.(interface{ Check(context.Context) error }); ok {
+		// Lineage is on when the secret has the dbt token it needs; without
+		// it the map alone decides, which is no failure.
+		if err := c.Check(ctx); err != nil {
+			log.WarnContext(ctx, "lineage skipped for this run: the map's targets only", "reason", err.Error())
+			return plan
+		}
+	}
+	found, err := p.lineage(ctx, run, &plan)
+	if err != nil {
+		plan.Err, plan.Retry = err, retryable(err)
+		if plan.Retry {
+			log.WarnContext(ctx, "lineage not available yet; the map's targets are refreshed, the run's lineage on a retry", "error", err)
+		} else {
+			log.ErrorContext(ctx, "lineage failed; the map's targets are refreshed", "error", err)
+		}
+	}
+	for _, t := range found {
+		// Content the map lists by name is the map's: refreshed once, as
+		// the map's entry.
+		if slices.ContainsFunc(mapped, func(e refreshmap.Target) bool { return e.Names(t.Target) }) {
+			continue
+		}
+		add(t)
+	}
+	return plan
+}
+
+// lineage finds the content downstream of what the run changed.
+func (p *Planner) lineage(ctx context.Context, run refresh.Run, plan *Plan) ([]refresh.Target, error) {
+	runID, err := strconv.ParseInt(run.RunID, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("lineage: dbt run id %q is not a number", run.RunID)
+	}
+	cs, err := p.Changes(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	plan.Changed = cs.Changes
+	if len(cs.Unnamed) > 0 {
+		p.logger.WarnContext(ctx, "lineage: rebuilt nodes without a relation name (is the manifest older than the run?)",
+			"dbt_run_id", run.RunID, "reason", strings.Join(cs.Unnamed, ", "))
+	}
+	return p.Targets(ctx, cs.Changes, plan)
+}
+
+// Changes reads what run runID changed from its artifacts: run_results.json
+// of every step that builds relations, and manifest.json.
+func (p *Planner) Changes(ctx context.Context, runID int64) (dbtartifacts.ChangeSet, error) {
+	var (
+		steps   []dbtcloud.RunStep
+		m       *dbtartifacts.Manifest
+		stepErr error
+		manErr  error
+		wg      sync.WaitGroup
+	)
+	// The steps and the manifest at once; then the steps' run results.
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		steps, stepErr = p.dbt.GetRunSteps(ctx, runID)
+	}()
+	go func() {
+		defer wg.Done()
+		m, manErr = p.readManifest(ctx, runID)
+	}()
+	wg.Wait()
+	if err := errors.Join(stepErr, manErr); err != nil {
+		return dbtartifacts.ChangeSet{}, fmt.Errorf("lineage: %w", err)
+	}
+	var building []dbtcloud.RunStep
+	for _, s := range steps {
+		if dbtartifacts.CommandBuildsRelations(s.Command()) {
+			building = append(building, s)
+		}
+	}
+	results := make([]*dbtartifacts.RunResults, len(building))
+	errs := make([]error, len(building))
+	for i, s := range building {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = p.readRunResults(ctx, runID, s.Index)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return dbtartifacts.ChangeSet{}, fmt.Errorf("lineage: %w", err)
+	}
+	cs, err := dbtartifacts.Changed(m, results...)
+	if err != nil {
+		return dbtartifacts.ChangeSet{}, fmt.Errorf("lineage: %w", err)
+	}
+	return cs, nil
+}
+
+func (p *Planner) readManifest(ctx context.Context, runID int64) (*dbtartifacts.Manifest, error) {
+	body, err := p.dbt.GetArtifact(ctx, runID, "manifest.json", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	m, err := dbtartifacts.ReadManifest(body)
+	if err != nil {
+		return nil, fmt.Errorf("manifest.json of run %d: %w", runID, err)
+	}
+	return m, nil
+}
+
+func (p *Planner) readRunResults(ctx context.Context, runID int64, step int) (*dbtartifacts.RunResults, error) {
+	body, err := p.dbt.GetArtifact(ctx, runID, "run_results.json", step)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	r, err := dbtartifacts.ReadRunResults(body)
+	if err != nil {
+		return nil, fmt.Errorf("run_results.json of run %d step %d: %w", runID, step, err)
+	}
+	return r, nil
+}
+
+// change is one changed relation and the index keys it may be found under.
+type change struct {
+	dbtartifacts.Change
+	name relname.Name
+	keys []string
+}
+
+// Targets returns the content that reads the changed relations: from the
+// index, and for relations the index does not know, from one targeted
+// Metadata API lookup. Content over a live connection goes to plan.Live,
+// changes no content reads to plan.Unmatched.
+func (p *Planner) Targets(ctx context.Context, changes []dbtartifacts.Change, plan *Plan) ([]refresh.Target, error) {
+	var named []change
+	var keys []string
+	for _, c := range changes {
+		n, err := relationName(c)
+		if err != nil {
+			p.logger.WarnContext(ctx, "lineage: a changed relation's name cannot be read", "reason", c.Node+": "+err.Error())
+			plan.Unmatched = append(plan.Unmatched, c)
+			continue
+		}
+		ch := change{Change: c, name: n}
+		for _, cand := range p.aliases.Candidates(n) {
+			ch.keys = append(ch.keys, cand.String())
+		}
+		keys = append(keys, ch.keys...)
+		named = append(named, ch)
+	}
+	if len(named) == 0 {
+		return nil, nil
+	}
+	indexed, err := p.index.LookupLineage(ctx, keys)
+	if err != nil {
+		return nil, &storeError{err}
+	}
+	var unknown []change
+	for _, c := range named {
+		if !anyKey(indexed, c.keys) {
+			unknown = append(unknown, c)
+		}
+	}
+	var lookupErr error
+	if len(unknown) > 0 {
+		found, err := p.lookup(ctx, unknown)
+		plan.Lookups++
+		if err != nil {
+			// What the index knows still counts; the rest waits.
+			lookupErr = err
+		}
+		for k, cs := range found {
+			indexed[k] = append(indexed[k], cs...)
+		}
+	}
+	var out []refresh.Target
+	for _, c := range named {
+		var reads []state.LineageContent
+		for _, k := range c.keys {
+			reads = append(reads, indexed[k]...)
+		}
+		if len(reads) == 0 {
+			plan.Unmatched = append(plan.Unmatched, c.Change)
+			continue
+		}
+		state.SortContent(reads)
+		for _, r := range reads {
+			t := refresh.Target{
+				Target: refreshmap.Target{Kind: refreshmap.Kind(r.Kind), ID: r.LUID, Name: r.Name, Project: r.Project},
+				Source: refresh.SourceLineage,
+				Why:    why(c, r),
+			}
+			if !r.Extract {
+				plan.Live = append(plan.Live, t)
+				continue
+			}
+			out = append(out, t)
+		}
+	}
+	return out, lookupErr
+}
+
+// lookup asks Tableau, in one query, for the tables the index does not know
+// and returns what reads them, keyed as the index is.
+func (p *Planner) lookup(ctx context.Context, unknown []change) (map[string][]state.LineageContent, error) {
+	var names []string
+	seen := map[string]bool{}
+	for _, c := range unknown {
+		if t := c.name.Table(); !seen[t] {
+			seen[t] = true
+			names = append(names, t)
+		}
+	}
+	res, err := p.tab.LookupTables(ctx, names)
+	if err != nil {
+		p.notifyMetadata(ctx, err)
+		return nil, fmt.Errorf("lineage: look up %d tables the index does not know: %w", len(names), err)
+	}
+	if res.Partial || res.HiddenTables > 0 {
+		p.logger.WarnContext(ctx, "lineage: Tableau's answer is incomplete", "reason", fmt.Sprintf("partial=%t hidden tables=%d; %s", res.Partial, res.HiddenTables, tableau.HiddenTablesFix))
+	}
+	return Tables(res.Edges()), nil
+}
+
+// notifyMetadata tells a person, once a day, that lineage needs them.
+func (p *Planner) notifyMetadata(ctx context.Context, err error) {
+	fix := tableau.MetadataFix(err)
+	if fix == "" || p.alerts == nil {
+		return
+	}
+	m := notify.Message{Kind: notify.KindLineageUnavailable, Reason: fix + " (" + err.Error() + "). The refresh map's targets are still refreshed.", At: p.now()}
+	if aerr := p.alerts.Raise(ctx, "lineage-metadata:"+p.now().UTC().Format(time.DateOnly), m); aerr != nil {
+		p.logger.WarnContext(ctx, "notification pending", "error", aerr)
+	}
+}
+
+// Tables turns Tableau's lineage edges into index entries, keyed by the
+// canonical names of the tables; tables whose names cannot be read (hidden
+// by permissions) are left out.
+func Tables(edges []tableau.LineageEdge) map[string][]state.LineageContent {
+	out := map[string][]state.LineageContent{}
+	for _, e := range edges {
+		if e.Table.Hidden() {
+			continue
+		}
+		n, err := relname.FromParts(e.Table.Database, e.Table.Schema, e.Table.Name)
+		if err != nil {
+			continue
+		}
+		out[n.String()] = append(out[n.String()], state.LineageContent{
+			Kind: string(e.Target.Kind), LUID: e.Target.LUID, Name: e.Target.Name, Project: e.Target.ProjectName,
+			Extract: e.Target.Extract, Via: e.Via,
+		})
+	}
+	return out
+}
+
+// relationName is the name to match a change by: its parts from the
+// manifest where it has them, else the relation dbt rendered.
+func relationName(c dbtartifacts.Change) (relname.Name, error) {
+	if c.Schema != "" && c.Identifier != "" {
+		return relname.FromParts(c.Database, c.Schema, c.Identifier)
+	}
+	return relname.Parse(c.Relation)
+}
+
+func anyKey(m map[string][]state.LineageContent, keys []string) bool {
+	for _, k := range keys {
+		if len(m[k]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// why renders the chain from the dbt node to the content, e.g.
+// `model.shop.orders → ANALYTICS.MARTS.ORDERS → data source "Orders" (Finance)`.
+func why(c change, r state.LineageContent) string {
+	what := "data source"
+	if r.Kind == string(refreshmap.Workbook) {
+		what = "workbook"
+	}
+	s := fmt.Sprintf("%s → %s → %s %q", c.Why(), c.name, what, r.Name)
+	if r.Project != "" {
+		s += " (" + r.Project + ")"
+	}
+	if r.Via != "" && r.Via != "published data source" {
+		s += ", through its " + r.Via
+	}
+	if c.Incremental {
+		s += "; the model was built incrementally"
+	}
+	return s
+}
+
+// retryable reports whether a lineage failure may pass on its own: the
+// artifacts are not there yet, dbt Cloud or Tableau or the state table
+// failed for now.
+func retryable(err error) bool {
+	switch {
+	case errors.Is(err, dbtcloud.ErrArtifactNotAvailable), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case tableau.MetadataFix(err) != "":
+		return false
+	case dbtcloud.Retryable(err), tableau.Retryable(err):
+		return true
+	}
+	var se *storeError
+	return errors.As(err, &se)
+}
+
+// storeError is the lineage index (the state table) failing: transient.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "lineage: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// Sorted returns targets ordered by name, for stable output.
+func Sorted(ts []refresh.Target) []refresh.Target {
+	out := append([]refresh.Target(nil), ts...)
+	sort.Slice(out, func(a, b int) bool { return out[a].String() < out[b].String() })
+	return out
+}
