@@ -229,6 +229,10 @@ func (p *Planner) Changes(ctx context.Context, runID int64) (dbtartifacts.Change
 		m, manErr = p.readManifest(ctx, runID)
 	}()
 	wg.Wait()
+	if errors.Is(stepErr, dbtcloud.ErrNotFound) {
+		// The run itself is unknown, not just its artifacts: no retry finds it.
+		return dbtartifacts.ChangeSet{}, fmt.Errorf("lineage: dbt Cloud has no run %d in this account: is DBT_ACCOUNT_ID the account of the webhook's job? (%w)", runID, stepErr)
+	}
 	if err := errors.Join(stepErr, manErr); err != nil {
 		return dbtartifacts.ChangeSet{}, fmt.Errorf("lineage: %w", err)
 	}
