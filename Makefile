@@ -13,7 +13,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 FUNCTION  ?= webhook
 EVENT     ?= events/dbt-run-succeeded.json
 
-.PHONY: run invoke test vet lint unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz secret-set secret-get secret-keys
+.PHONY: run invoke plan test vet lint unit lint-template check-map check-config deps build build-WebhookFunction build-SchedulerFunction clean tableau-webhooks bench fuzz secret-set secret-get secret-keys
 
 # The demo (DEMO=true): the in-process Tableau and dbt Cloud simulators
 # with demo content, no AWS.
@@ -83,6 +83,12 @@ lint-template:
 check-map:
 	@if [ -z "$$REFRESH_MAP$$REFRESH_MAP_FILE" ]; then export REFRESH_MAP_FILE=functions/webhook/refresh-map.json; fi; \
 	$(GO) run ./functions/webhook -check-map
+
+# What a dbt run would refresh, and why, without refreshing anything; the
+# same environment as the functions (DEMO=true for the simulators):
+#   make plan JOB=123 [RUN=70001]
+plan:
+	@$(GO) run ./cmd/plan -job "$(JOB)" $(if $(RUN),-run "$(RUN)")
 
 # Validates the whole configuration a deployment would run with, from the
 # functions' own variables (TABLEAU_SERVER_URL, SECRET_ID, STATE_TABLE,

@@ -280,3 +280,22 @@ func TestPlanWithoutToken(t *testing.T) {
 		t.Errorf("targets %v, err %v; want the map's alone and no error", names(plan.Targets), plan.Err)
 	}
 }
+
+// make plan's report: a table Tableau reads under a database name dbt does
+// not use shows up until an alias maps it.
+func TestTablesWithoutModel(t *testing.T) {
+	r := newRig(t)
+	r.d.Tableau.AddDatasource("Orders (prod share)", "Finance", tableautest.ReadsTables(tableautest.TableRef{
+		Database: "ANALYTICS_PROD", Schema: "MARTS", Name: "ORDERS", ConnectionType: "snowflake"}))
+	got, err := r.planner().TablesWithoutModel(context.Background(), 70001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["ANALYTICS_PROD.MARTS.ORDERS"] == nil {
+		t.Fatalf("tables without a model = %v, want the share's alone", got)
+	}
+	aliases, _ := relname.ParseAliases(`{"analytics": ["ANALYTICS", "ANALYTICS_PROD"]}`)
+	if got, err := r.planner(lineage.WithAliases(aliases)).TablesWithoutModel(context.Background(), 70001); err != nil || len(got) != 0 {
+		t.Errorf("with the alias: %v, %v; want none", got, err)
+	}
+}
