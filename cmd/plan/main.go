@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		id, _ := strconv.ParseInt(*runID, 10, 64)
 		tables, err := a.Planner.TablesWithoutModel(ctx, id)
 		if err != nil {
-			return fmt.Errorf("Tableau tables without a dbt relation: %w", err)
+			return fmt.Errorf("listing Tableau tables without a dbt relation: %w", err)
 		}
 		if len(tables) > 0 {
 			fmt.Fprintf(out, "Tableau tables that match no dbt relation (a database alias to add to LINEAGE_DATABASE_ALIASES?):\n")
