@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -204,7 +203,7 @@ func Build(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...tablea
 		d.Secrets = secrets.Env{Getenv: getenv}
 	}
 	if cfg.StateTable != "" {
-		tbl, err := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.StateTable, nil)
+		tbl, err := dynamo.New(dynamo.NewClient(awsCfg), cfg.StateTable, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -42,6 +42,8 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 	item[attrInProgressUntil] = n(c.HoldUntil.UnixMilli())
 	item[attrExpiresAt] = n(now.Add(c.Retention).Unix())
 	item[attrUpdatedAt] = s(now.UTC().Format(time.RFC3339Nano))
+	token := writeToken()
+	item[attrWriteToken] = s(token)
 	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(t.name),
 		Item:      item,
@@ -56,6 +58,9 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if old, ok := conditionFailed(err); ok {
+		if ownWrite(old, token) {
+			return nil // claimed by an attempt whose reply was lost
+		}
 		existing := state.Record{Key: c.Key, Status: state.StatusInProgress}
 		if old != nil {
 			existing = decodeRecord(c.Key, old)
@@ -75,7 +80,10 @@ func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID
 
 func (t *Table) runComplete(ctx context.Context, k state.Key, in *dynamodb.UpdateItemInput) error {
 	_, err := t.api.UpdateItem(ctx, in)
-	if _, ok := conditionFailed(err); ok {
+	if old, ok := conditionFailed(err); ok {
+		if ownWrite(old, getS(in.ExpressionAttributeValues, ":token")) {
+			return nil // completed by an attempt whose reply was lost
+		}
 		return fmt.Errorf("complete %s: %w by this invocation", k, state.ErrNotHeld)
 	}
 	if err != nil {
@@ -89,16 +97,18 @@ func (t *Table) completeInput(k state.Key, owner, outcome, jobID string) *dynamo
 	return &dynamodb.UpdateItemInput{
 		TableName:           aws.String(t.name),
 		Key:                 idemKey(k),
-		UpdateExpression:    aws.String("SET #status = :completed, #outcome = :outcome, #job = :job, #upd = :upd"),
+		UpdateExpression:    aws.String("SET #status = :completed, #outcome = :outcome, #job = :job, #upd = :upd, #token = :token"),
 		ConditionExpression: aws.String("#owner = :owner AND #status = :inprogress"),
 		ExpressionAttributeNames: map[string]string{
 			"#status": attrStatus, "#outcome": attrOutcome, "#job": attrJobID, "#upd": attrUpdatedAt, "#owner": attrOwner,
+			"#token": attrWriteToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":completed": s(string(state.StatusCompleted)), ":outcome": s(outcome), ":job": s(jobID),
 			":upd": s(t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
-			":inprogress": s(string(state.StatusInProgress)),
+			":inprogress": s(string(state.StatusInProgress)), ":token": s(writeToken()),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 }
 
