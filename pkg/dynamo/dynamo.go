@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -64,7 +65,13 @@ const (
 	// MaxAttempts is the number of attempts of a call, the first included.
 	MaxAttempts = 4
 	// Waits between attempts: full jitter up to base·2^(n-1), capped;
-	// throttling waits longer so the partition can recover.
+	// throttling waits longer so the partition can recover. There is no
+	// client-side retry quota (the SDK's token bucket): it counts a retry
+	// that ends in ConditionalCheckFailed — for these stores a normal
+	// answer, and the expected one when the attempt before was applied —
+	// as a failed retry and never refunds it, nor rewards a call that
+	// ends so. Under throttling the bucket drains and every fault then
+	// fails at once (TestRetriesOutlastConditionalFailures).
 	retryBase         = 25 * time.Millisecond
 	retryThrottleBase = 100 * time.Millisecond
 	retryMaxWait      = time.Second
@@ -82,6 +89,7 @@ func NewClient(cfg aws.Config, optFns ...func(*dynamodb.Options)) *dynamodb.Clie
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = MaxAttempts
 			so.Backoff = retryWaits{throttle: retry.IsErrorThrottles(so.Throttles)}
+			so.RateLimiter = ratelimit.None
 		})
 	}
 	return dynamodb.NewFromConfig(cfg, append([]func(*dynamodb.Options){tune}, optFns...)...)
@@ -198,8 +206,9 @@ func conditionFailed(err error) (map[string]types.AttributeValue, bool) {
 	return nil, false
 }
 
-// Every conditional write stamps the item it writes with a random token of
-// the call, in attrWriteToken. The SDK retries a call whose reply was lost
+// Every conditional write but a claim's completion (which has the claim's
+// owner to go by, see runComplete) stamps the item it writes with a random
+// token of the call, in attrWriteToken. The SDK retries a call whose reply was lost
 // (an attempt that timed out, a 500) with the same request, and when the
 // lost attempt had been applied, the retry fails its condition against our
 // own write. The item DynamoDB returns with the failure

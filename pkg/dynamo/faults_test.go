@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -205,4 +206,68 @@ func TestRetryOfAppliedWrite(t *testing.T) {
 		}
 	}
 	t.Log(proxy.Summary())
+}
+
+// TestRetriesOutlastConditionalFailures: under steady throttling, writes
+// that end in ConditionalCheckFailed — as a duplicate delivery's claims do
+// — are still retried. With the SDK's default retry quota they drained it
+// (here about 110 of the 960 claims failed at once, "retry quota
+// exceeded").
+func TestRetriesOutlastConditionalFailures(t *testing.T) {
+	ctx := context.Background()
+	proxy := moto.StartFaults(motoserver.RandomFaults(0.2, 7, motoserver.Throttled, motoserver.InternalError))
+	defer proxy.Close()
+	cfg, err := proxy.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := statetest.NewClock()
+	client := dynamo.NewClient(cfg)
+	name := fmt.Sprintf("state-%d", tables.Add(1))
+	if err := dynamo.CreateTable(ctx, db, name); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := dynamo.New(db, name, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulty, err := dynamo.New(client, name, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, calls = 16, 60
+	var mu sync.Mutex
+	var quota, failed int
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				c := state.Claim{Key: state.Key{RunID: fmt.Sprint(w, "-", i), Target: "t"}, Owner: "first", HoldUntil: clock.Now().Add(time.Minute), Retention: time.Hour}
+				if err := direct.Begin(ctx, c); err != nil {
+					t.Error(err)
+					return
+				}
+				c.Owner = "duplicate"
+				err := faulty.Begin(ctx, c)
+				var ce *state.ClaimedError
+				var qe ratelimit.QuotaExceededError
+				mu.Lock()
+				switch {
+				case errors.As(err, &qe):
+					quota++
+				case err != nil && !errors.As(err, &ce):
+					failed++ // four faults in a row: about 1 in 600
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d claims refused, %d of them failed for lack of retry quota, %d after %d attempts; %s",
+		workers*calls, quota, failed, dynamo.MaxAttempts, proxy.Summary())
+	if quota > 0 {
+		t.Errorf("%d of %d calls failed for lack of retry quota", quota, workers*calls)
+	}
 }

@@ -75,7 +75,7 @@ func (t *Table) CompleteJob(ctx context.Context, owner string, j state.TableauJo
 	} {
 		in.ExpressionAttributeValues[k] = v
 	}
-	return t.runComplete(ctx, j.Run, in)
+	return t.runComplete(ctx, j.Run, owner, state.OutcomeRefreshed, j.JobID, in)
 }
 
 func decodeJob(it map[string]types.AttributeValue) state.TableauJob {

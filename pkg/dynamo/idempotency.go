@@ -75,14 +75,20 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 
 // Complete implements state.Idempotency.
 func (t *Table) Complete(ctx context.Context, k state.Key, owner, outcome, jobID string) error {
-	return t.runComplete(ctx, k, t.completeInput(k, owner, outcome, jobID))
+	return t.runComplete(ctx, k, owner, outcome, jobID, t.completeInput(k, owner, outcome, jobID))
 }
 
-func (t *Table) runComplete(ctx context.Context, k state.Key, in *dynamodb.UpdateItemInput) error {
+// runComplete runs a completion of owner's claim. A completion is retried
+// twice over — by the SDK after a lost reply, and by the refresher until
+// it is recorded — so a completed record that owner already gave this
+// outcome and job counts as done: the owner is random per claim, and no
+// one else can complete a claim it held.
+func (t *Table) runComplete(ctx context.Context, k state.Key, owner, outcome, jobID string, in *dynamodb.UpdateItemInput) error {
 	_, err := t.api.UpdateItem(ctx, in)
 	if old, ok := conditionFailed(err); ok {
-		if ownWrite(old, getS(in.ExpressionAttributeValues, ":token")) {
-			return nil // completed by an attempt whose reply was lost
+		if r := decodeRecord(k, old); old != nil && r.Owner == owner && r.Status == state.StatusCompleted &&
+			r.Outcome == outcome && r.JobID == jobID {
+			return nil
 		}
 		return fmt.Errorf("complete %s: %w by this invocation", k, state.ErrNotHeld)
 	}
@@ -97,16 +103,15 @@ func (t *Table) completeInput(k state.Key, owner, outcome, jobID string) *dynamo
 	return &dynamodb.UpdateItemInput{
 		TableName:           aws.String(t.name),
 		Key:                 idemKey(k),
-		UpdateExpression:    aws.String("SET #status = :completed, #outcome = :outcome, #job = :job, #upd = :upd, #token = :token"),
+		UpdateExpression:    aws.String("SET #status = :completed, #outcome = :outcome, #job = :job, #upd = :upd"),
 		ConditionExpression: aws.String("#owner = :owner AND #status = :inprogress"),
 		ExpressionAttributeNames: map[string]string{
 			"#status": attrStatus, "#outcome": attrOutcome, "#job": attrJobID, "#upd": attrUpdatedAt, "#owner": attrOwner,
-			"#token": attrWriteToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":completed": s(string(state.StatusCompleted)), ":outcome": s(outcome), ":job": s(jobID),
 			":upd": s(t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
-			":inprogress": s(string(state.StatusInProgress)), ":token": s(writeToken()),
+			":inprogress": s(string(state.StatusInProgress)),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}

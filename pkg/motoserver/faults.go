@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,9 +66,10 @@ type FaultProxy struct {
 	client   *http.Client
 	srv      *httptest.Server
 
-	mu     sync.Mutex
-	counts map[Fault]int
-	byOp   map[string]int // faulted calls by operation
+	mu       sync.Mutex
+	counts   map[Fault]int
+	byOp     map[string]int  // faulted calls by operation
+	forwards []time.Duration // how long the server took, queue included
 }
 
 // StartFaults starts a FaultProxy in front of s. decide is asked, for each
@@ -148,8 +150,17 @@ func (p *FaultProxy) Summary() string {
 	sort.Strings(faults)
 	sort.Strings(ops)
 	faulted := total - p.counts[Pass]
-	return fmt.Sprintf("%d DynamoDB calls, %d faulted (%.1f%%): %s; faulted by operation: %s",
-		total, faulted, 100*float64(faulted)/float64(max(total, 1)), strings.Join(faults, " "), strings.Join(ops, " "))
+	took := slices.Clone(p.forwards)
+	slices.Sort(took)
+	pct := func(q float64) time.Duration {
+		if len(took) == 0 {
+			return 0
+		}
+		return took[min(int(float64(len(took))*q), len(took)-1)].Round(time.Millisecond)
+	}
+	return fmt.Sprintf("%d DynamoDB calls, %d faulted (%.1f%%): %s; faulted by operation: %s; server time of forwarded calls p50=%s p99=%s max=%s",
+		total, faulted, 100*float64(faulted)/float64(max(total, 1)), strings.Join(faults, " "), strings.Join(ops, " "),
+		pct(0.5), pct(0.99), pct(1))
 }
 
 func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -181,7 +192,13 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The call goes on to the emulator whatever the caller does meanwhile,
 	// as a request that reached DynamoDB does.
+	start := time.Now()
 	status, header, body, err := p.forward(context.WithoutCancel(r.Context()), r)
+	if op != "" {
+		p.mu.Lock()
+		p.forwards = append(p.forwards, time.Since(start))
+		p.mu.Unlock()
+	}
 	if err != nil {
 		http.Error(w, "fault proxy: "+err.Error(), http.StatusBadGateway)
 		return

@@ -162,6 +162,13 @@ func (r *Refresher) one(ctx context.Context, run Run, t refreshmap.Target, holdU
 	case err != nil:
 		o.Result, o.Error, o.Retryable = Failed, "state store: "+err.Error(), true
 		log.ErrorContext(ctx, "claim failed", "error", err)
+		// The claim may have been written all the same (its reply was
+		// lost); left, it would turn the redelivery away until it lapses.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := r.store.Release(rctx, key, owner); rerr != nil {
+			log.WarnContext(ctx, "release failed; the claim lapses at its deadline", "error", rerr)
+		}
 		return o
 	}
 

@@ -34,8 +34,9 @@ import (
 // AWS_ENDPOINT_URL), the Tableau client against the simulator.
 
 var (
-	db *dynamodb.Client
-	sm *secretsmanager.Client
+	db   *dynamodb.Client
+	sm   *secretsmanager.Client
+	moto *motoserver.Server
 )
 
 func TestMain(m *testing.M) {
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
-		db, sm = dynamodb.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg)
+		db, sm, moto = dynamodb.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg), s
 	}))
 }
 
