@@ -208,10 +208,10 @@ func conditionFailed(err error) (map[string]types.AttributeValue, bool) {
 
 // Every conditional write but a claim's completion (which has the claim's
 // owner to go by, see runComplete) stamps the item it writes with a random
-// token of the call, in attrWriteToken. The SDK retries a call whose reply was lost
-// (an attempt that timed out, a 500) with the same request, and when the
-// lost attempt had been applied, the retry fails its condition against our
-// own write. The item DynamoDB returns with the failure
+// token of the call, in attrWriteToken. The SDK retries a call whose reply
+// was lost (an attempt that timed out, a 500) with the same request, and
+// when the lost attempt had been applied, the retry fails its condition
+// against our own write. The item DynamoDB returns with the failure
 // (ReturnValuesOnConditionCheckFailure ALL_OLD) then carries our token, and
 // the call reports what the first attempt did. A later write by anyone
 // replaces the token, so a repeated call, or a write that lost the race,
