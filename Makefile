@@ -99,11 +99,10 @@ plan:
 check-config:
 	@$(GO) run ./functions/webhook -check-config
 
-# moto_server (DynamoDB and Secrets Manager emulator) and cfn-lint, installed
-# only where missing.
+# moto_server (DynamoDB, Secrets Manager and SNS emulator) and cfn-lint come
+# with the machine image; .ci/deps says what to install where one is missing.
 deps:
-	@command -v moto_server >/dev/null 2>&1 || pip install --quiet 'moto[server]'
-	@command -v cfn-lint >/dev/null 2>&1 || pip install --quiet cfn-lint
+	@bash .ci/deps
 
 # One table of every figure the README quotes (go test -bench and the load
 # tests); BENCHTIME sets the warm-webhook iterations.

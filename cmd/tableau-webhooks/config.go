@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
@@ -58,7 +57,7 @@ func defaultAWS() awsAPIs {
 			if err != nil {
 				return nil, err
 			}
-			return dynamo.New(dynamodb.NewFromConfig(cfg), table, nil)
+			return dynamo.New(dynamo.NewClient(cfg), table)
 		},
 	}
 }

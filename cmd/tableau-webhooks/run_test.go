@@ -12,8 +12,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
@@ -568,5 +571,33 @@ func TestCreateWarnsOffRoute(t *testing.T) {
 	r.want(t, exitOK, "warning: -url does not end in /tableau/webhook", "created")
 	if hooks := srv.Webhooks(); len(hooks) != 1 || hooks[0].URL != rcv.URL+"/dbt/webhook/"+testToken {
 		t.Errorf("webhooks = %+v", hooks)
+	}
+}
+
+// TestSharedSessionInDynamoDB: the command's own AWS wiring (defaultAWS, as
+// in a real run) stores the session in the functions' table and adopts it
+// the next time.
+func TestSharedSessionInDynamoDB(t *testing.T) {
+	ctx := t.Context()
+	moto, err := motoserver.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Stop)
+	moto.SetEnv(t.Setenv)
+	awsCfg, err := moto.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamo.CreateTable(ctx, dynamodb.NewFromConfig(awsCfg), "bridge-state"); err != nil {
+		t.Fatal(err)
+	}
+	srv, e := newSim(t)
+	e = e.with("STATE_TABLE", "bridge-state")
+	runCLI(t, e, defaultAWS(), "list").want(t, exitOK)
+	signIns := srv.Count(http.MethodPost, "/auth/signin")
+	runCLI(t, e, defaultAWS(), "list").want(t, exitOK)
+	if got := srv.Count(http.MethodPost, "/auth/signin"); got != signIns || signIns != 1 {
+		t.Errorf("sign-ins %d then %d, want the second run to adopt the session stored in DynamoDB", signIns, got)
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -88,7 +87,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		a.Secrets = secrets.Env{Getenv: cfg.Getenv}
 	}
 	if cfg.StateTable != "" {
-		tbl, err := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.StateTable)
+		tbl, err := dynamo.New(dynamo.NewClient(awsCfg), cfg.StateTable)
 		if err != nil {
 			return nil, err
 		}

@@ -17,14 +17,21 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 )
 
 // API is the part of the DynamoDB client the stores use.
@@ -44,6 +51,64 @@ const (
 	attrExpiresAt = "expires_at" // TTL, epoch seconds
 	attrUpdatedAt = "updated_at"
 )
+
+// How a client from NewClient retries. The SDK's defaults suit no service
+// in particular: three attempts, the second after up to 2 s, the third up
+// to 4 s later — most of the 8 s the webhook has to answer dbt. DynamoDB
+// answers in milliseconds and asks for short, jittered waits (the SDK's
+// next retry behaviour, AWS_NEW_RETRIES_2026, gives it four attempts and
+// a 25 ms base as well).
+const (
+	// AttemptTimeout bounds each attempt of a call. The SDK sets no such
+	// bound of its own: an attempt whose reply never comes waits until the
+	// caller's context ends, which for a claim is the whole time dbt
+	// allows the reply. An attempt unanswered this long is retried instead
+	// — possibly after it was applied, which is why every conditional
+	// write here recognises its own earlier attempt (attrWriteToken).
+	AttemptTimeout = 2 * time.Second
+	// MaxAttempts is the number of attempts of a call, the first included.
+	MaxAttempts = 4
+	// Waits between attempts: full jitter up to base·2^(n-1), capped;
+	// throttling waits longer so the partition can recover. There is no
+	// client-side retry quota (the SDK's token bucket): it counts a retry
+	// that ends in ConditionalCheckFailed — for these stores a normal
+	// answer, and the expected one when the attempt before was applied —
+	// as a failed retry and never refunds it, nor rewards a call that
+	// ends so. Under throttling the bucket drains and every fault then
+	// fails at once (TestRetriesOutlastConditionalFailures).
+	retryBase         = 25 * time.Millisecond
+	retryThrottleBase = 100 * time.Millisecond
+	retryMaxWait      = time.Second
+)
+
+// NewClient returns a DynamoDB client for cfg that retries as above, each
+// attempt bounded by AttemptTimeout; optFns apply after that.
+func NewClient(cfg aws.Config, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
+	tune := func(o *dynamodb.Options) {
+		// The SDK has resolved o.HTTPClient by now; a client the caller
+		// built itself is left as it is.
+		if c, ok := o.HTTPClient.(*awshttp.BuildableClient); ok {
+			o.HTTPClient = c.WithTimeout(AttemptTimeout)
+		}
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = MaxAttempts
+			so.Backoff = retryWaits{throttle: retry.IsErrorThrottles(so.Throttles)}
+			so.RateLimiter = ratelimit.None
+		})
+	}
+	return dynamodb.NewFromConfig(cfg, append([]func(*dynamodb.Options){tune}, optFns...)...)
+}
+
+// retryWaits is the SDK's BackoffDelayer for NewClient's clients.
+type retryWaits struct{ throttle retry.IsErrorThrottle }
+
+func (w retryWaits) BackoffDelay(attempt int, err error) (time.Duration, error) {
+	base := retryBase
+	if w.throttle.IsErrorThrottle(err) == aws.TrueTernary {
+		base = retryThrottleBase
+	}
+	return remote.Full(base, retryMaxWait, attempt), nil
+}
 
 // Table is the state table.
 type Table struct {
@@ -151,4 +216,29 @@ func conditionFailed(err error) (map[string]types.AttributeValue, bool) {
 		return ccf.Item, true
 	}
 	return nil, false
+}
+
+// Every conditional write but a claim's completion (which has the claim's
+// owner to go by, see runComplete) stamps the item it writes with a random
+// token of the call, in attrWriteToken. The SDK retries a call whose reply
+// was lost (an attempt that timed out, a 500) with the same request, and
+// when the lost attempt had been applied, the retry fails its condition
+// against our own write. The item DynamoDB returns with the failure
+// (ReturnValuesOnConditionCheckFailure ALL_OLD) then carries our token, and
+// the call reports what the first attempt did. A later write by anyone
+// replaces the token, so a repeated call, or a write that lost the race,
+// is never taken for our own.
+const attrWriteToken = "write_token"
+
+// writeToken returns a new token for one conditional write.
+func writeToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// ownWrite reports whether old, the item a failed condition returned, is
+// the one this call (token) wrote.
+func ownWrite(old map[string]types.AttributeValue, token string) bool {
+	return old != nil && getS(old, attrWriteToken) == token
 }

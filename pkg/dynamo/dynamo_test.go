@@ -16,7 +16,10 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state/statetest"
 )
 
-var db *dynamodb.Client
+var (
+	db   *dynamodb.Client
+	moto *motoserver.Server
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(motoserver.Main(m, func(s *motoserver.Server) {
@@ -24,7 +27,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
-		db = dynamodb.NewFromConfig(cfg)
+		db, moto = dynamodb.NewFromConfig(cfg), s
 	}))
 }
 

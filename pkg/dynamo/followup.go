@@ -75,7 +75,7 @@ func (t *Table) CompleteJob(ctx context.Context, owner string, j state.TableauJo
 	} {
 		in.ExpressionAttributeValues[k] = v
 	}
-	return t.runComplete(ctx, j.Run, in)
+	return t.runComplete(ctx, j.Run, owner, state.OutcomeRefreshed, j.JobID, in)
 }
 
 func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
@@ -120,20 +120,25 @@ func (t *Table) LatestJob(ctx context.Context, itemID string) (*state.TableauJob
 // CloseJob implements state.TableauJobs: one conditional update ends the job
 // on its target record (only one caller wins) and writes how it ended.
 func (t *Table) CloseJob(ctx context.Context, j state.TableauJob, st state.Outcome, notes string) (bool, error) {
+	token := writeToken()
 	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(t.name),
 		Key:                 idemKey(j.Run),
-		UpdateExpression:    aws.String("SET #state = :state, #notes = :notes, #fin = :fin REMOVE #open"),
+		UpdateExpression:    aws.String("SET #state = :state, #notes = :notes, #fin = :fin, #token = :token REMOVE #open"),
 		ConditionExpression: aws.String("attribute_exists(#open) AND #job = :job"),
 		ExpressionAttributeNames: map[string]string{
 			"#state": attrRefreshState, "#notes": attrNotes, "#fin": attrFinishedAt, "#open": attrOpenJob, "#job": attrJobID,
+			"#token": attrWriteToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":state": s(string(st)), ":notes": s(notes), ":fin": ts(t.now()), ":job": s(j.JobID),
+			":state": s(string(st)), ":notes": s(notes), ":fin": ts(t.now()), ":job": s(j.JobID), ":token": s(token),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if _, lost := conditionFailed(err); lost {
-		return false, nil
+	if old, lost := conditionFailed(err); lost {
+		// Closed by an attempt of ours whose reply was lost: still ours to
+		// report.
+		return ownWrite(old, token), nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("close Tableau job %s: %w", j.JobID, err)
@@ -201,13 +206,18 @@ func (t *Table) Enqueue(ctx context.Context, nt state.Notification) (bool, error
 	item[attrNotBefore] = n(0)
 	item[attrCreatedAt2] = ts(now)
 	item[attrExpiresAt] = n(now.Add(outboxRetention).Unix())
+	token := writeToken()
+	item[attrWriteToken] = s(token)
 	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(t.name), Item: item,
-		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		ConditionExpression:                 aws.String("attribute_not_exists(#pk)"),
+		ExpressionAttributeNames:            map[string]string{"#pk": attrPK},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if _, dup := conditionFailed(err); dup {
-		return false, nil
+	if old, dup := conditionFailed(err); dup {
+		// Queued by an attempt of ours whose reply was lost: new, and ours
+		// to send.
+		return ownWrite(old, token), nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("queue notification %s: %w", nt.Key, err)
@@ -217,18 +227,25 @@ func (t *Table) Enqueue(ctx context.Context, nt state.Notification) (bool, error
 
 // Claim implements state.Outbox.
 func (t *Table) Claim(ctx context.Context, k string, holdUntil time.Time) (int, bool, error) {
+	token := writeToken()
 	out, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		ReturnValues:             types.ReturnValueUpdatedNew,
 		TableName:                aws.String(t.name),
 		Key:                      key(outboxPK, k),
-		UpdateExpression:         aws.String("SET #nb = :hold ADD #att :one"),
+		UpdateExpression:         aws.String("SET #nb = :hold, #token = :token ADD #att :one"),
 		ConditionExpression:      aws.String("#status = :pending AND #nb <= :nowms"),
-		ExpressionAttributeNames: map[string]string{"#nb": attrNotBefore, "#att": attrAttempts, "#status": attrStatus},
+		ExpressionAttributeNames: map[string]string{"#nb": attrNotBefore, "#att": attrAttempts, "#status": attrStatus, "#token": attrWriteToken},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":hold": n(holdUntil.UnixMilli()), ":one": n(1), ":pending": s(state.NotifyPending), ":nowms": n(t.now().UnixMilli()),
+			":token": s(token),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if _, held := conditionFailed(err); held {
+	if old, held := conditionFailed(err); held {
+		if ownWrite(old, token) && getS(old, attrStatus) == state.NotifyPending {
+			// Claimed by an attempt of ours whose reply was lost.
+			return int(getN(old, attrAttempts)), true, nil
+		}
 		return 0, false, nil
 	}
 	if err != nil {

@@ -56,6 +56,8 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 	item[attrInProgressUntil] = n(c.HoldUntil.UnixMilli())
 	item[attrExpiresAt] = n(now.Add(c.Retention).Unix())
 	item[attrUpdatedAt] = s(now.UTC().Format(time.RFC3339Nano))
+	token := writeToken()
+	item[attrWriteToken] = s(token)
 	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(t.name),
 		Item:      item,
@@ -70,6 +72,9 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if old, ok := conditionFailed(err); ok {
+		if ownWrite(old, token) {
+			return nil // claimed by an attempt whose reply was lost
+		}
 		existing := state.Record{Key: c.Key, Status: state.StatusInProgress}
 		if old != nil {
 			existing = decodeRecord(c.Key, old)
@@ -84,12 +89,21 @@ func (t *Table) Begin(ctx context.Context, c state.Claim) error {
 
 // Complete implements state.Idempotency.
 func (t *Table) Complete(ctx context.Context, k state.Key, owner string, outcome state.Outcome, jobID string) error {
-	return t.runComplete(ctx, k, t.completeInput(k, owner, outcome, jobID))
+	return t.runComplete(ctx, k, owner, outcome, jobID, t.completeInput(k, owner, outcome, jobID))
 }
 
-func (t *Table) runComplete(ctx context.Context, k state.Key, in *dynamodb.UpdateItemInput) error {
+// runComplete runs a completion of owner's claim. A completion is retried
+// twice over — by the SDK after a lost reply, and by the refresher until
+// it is recorded — so a completed record that owner already gave this
+// outcome and job counts as done: the owner is random per claim, and no
+// one else can complete a claim it held.
+func (t *Table) runComplete(ctx context.Context, k state.Key, owner string, outcome state.Outcome, jobID string, in *dynamodb.UpdateItemInput) error {
 	_, err := t.api.UpdateItem(ctx, in)
-	if _, ok := conditionFailed(err); ok {
+	if old, ok := conditionFailed(err); ok {
+		if r := decodeRecord(k, old); old != nil && r.Owner == owner && r.Status == state.StatusCompleted &&
+			r.Outcome == outcome && r.JobID == jobID {
+			return nil
+		}
 		return fmt.Errorf("complete %s: %w by this invocation", k, state.ErrNotHeld)
 	}
 	if err != nil {
@@ -113,6 +127,7 @@ func (t *Table) completeInput(k state.Key, owner string, outcome state.Outcome, 
 			":upd": s(t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
 			":inprogress": s(string(state.StatusInProgress)),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 }
 

@@ -46,6 +46,8 @@ func (r Runs) BeginTrigger(ctx context.Context, jobID, owner, tick string, lease
 	item[attrLeaseUntil] = n(leaseUntil.UnixMilli())
 	item[attrUpdatedAt] = s(now.UTC().Format(time.RFC3339Nano))
 	item[attrExpiresAt] = n(now.Add(runRetention).Unix())
+	token := writeToken()
+	item[attrWriteToken] = s(token)
 	_, err := r.t.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(r.t.name),
 		Item:      item,
@@ -58,6 +60,9 @@ func (r Runs) BeginTrigger(ctx context.Context, jobID, owner, tick string, lease
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if old, failed := conditionFailed(err); failed {
+		if ownWrite(old, token) {
+			return nil // taken by an attempt whose reply was lost
+		}
 		existing := state.ScheduledRun{JobID: jobID, Phase: state.PhaseTriggering}
 		if old != nil {
 			existing = decodeRun(old)
@@ -72,21 +77,27 @@ func (r Runs) BeginTrigger(ctx context.Context, jobID, owner, tick string, lease
 
 // Started implements state.ScheduledRuns.
 func (r Runs) Started(ctx context.Context, jobID, owner string, runID int64, at time.Time) error {
+	token := writeToken()
 	_, err := r.t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(r.t.name),
 		Key:                 key(runsPK, jobPrefix+jobID),
-		UpdateExpression:    aws.String("SET #phase = :running, #run = :run, #trig = :at, #upd = :upd REMOVE #owner, #lease"),
+		UpdateExpression:    aws.String("SET #phase = :running, #run = :run, #trig = :at, #upd = :upd, #token = :token REMOVE #owner, #lease"),
 		ConditionExpression: aws.String("#phase = :triggering AND #owner = :owner"),
 		ExpressionAttributeNames: map[string]string{
 			"#phase": attrPhase, "#run": attrRunID, "#trig": attrTriggeredAt, "#upd": attrUpdatedAt,
-			"#owner": attrOwner, "#lease": attrLeaseUntil,
+			"#owner": attrOwner, "#lease": attrLeaseUntil, "#token": attrWriteToken,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":running": s(state.PhaseRunning), ":triggering": s(state.PhaseTriggering), ":run": n(runID),
 			":at": s(at.UTC().Format(time.RFC3339Nano)), ":upd": s(r.t.now().UTC().Format(time.RFC3339Nano)), ":owner": s(owner),
+			":token": s(token),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if _, failed := conditionFailed(err); failed {
+	if old, failed := conditionFailed(err); failed {
+		if ownWrite(old, token) {
+			return nil // recorded by an attempt whose reply was lost
+		}
 		return fmt.Errorf("record run %d of dbt job %s: trigger lease no longer held", runID, jobID)
 	}
 	if err != nil {
@@ -143,19 +154,25 @@ func (r Runs) List(ctx context.Context) ([]state.ScheduledRun, error) {
 
 // Settle implements state.ScheduledRuns.
 func (r Runs) Settle(ctx context.Context, jobID string, runID int64, outcome state.Outcome) (bool, error) {
+	token := writeToken()
 	_, err := r.t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(r.t.name),
-		Key:                      key(runsPK, jobPrefix+jobID),
-		UpdateExpression:         aws.String("SET #phase = :settled, #outcome = :outcome, #upd = :upd"),
-		ConditionExpression:      aws.String("#phase = :running AND #run = :run"),
-		ExpressionAttributeNames: map[string]string{"#phase": attrPhase, "#run": attrRunID, "#outcome": attrOutcome, "#upd": attrUpdatedAt},
+		TableName:           aws.String(r.t.name),
+		Key:                 key(runsPK, jobPrefix+jobID),
+		UpdateExpression:    aws.String("SET #phase = :settled, #outcome = :outcome, #upd = :upd, #token = :token"),
+		ConditionExpression: aws.String("#phase = :running AND #run = :run"),
+		ExpressionAttributeNames: map[string]string{
+			"#phase": attrPhase, "#run": attrRunID, "#outcome": attrOutcome, "#upd": attrUpdatedAt, "#token": attrWriteToken,
+		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":running": s(state.PhaseRunning), ":settled": s(state.PhaseSettled), ":run": n(runID),
-			":outcome": s(string(outcome)), ":upd": s(r.t.now().UTC().Format(time.RFC3339Nano)),
+			":outcome": s(string(outcome)), ":upd": s(r.t.now().UTC().Format(time.RFC3339Nano)), ":token": s(token),
 		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if _, failed := conditionFailed(err); failed {
-		return false, nil
+	if old, failed := conditionFailed(err); failed {
+		// Settled by an attempt of ours whose reply was lost: still ours
+		// to report.
+		return ownWrite(old, token), nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("settle run %d of dbt job %s: %w", runID, jobID, err)

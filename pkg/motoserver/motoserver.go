@@ -1,6 +1,14 @@
 // Package motoserver starts moto_server, an emulator of the AWS wire
 // protocols, on a free loopback port so that tests can run the real AWS SDK
 // against DynamoDB and Secrets Manager without an AWS account.
+//
+// moto_server answers requests on parallel threads and does not make a
+// DynamoDB conditional write atomic: two PutItems racing for one key can
+// both see it free and both succeed, which real DynamoDB never allows. So
+// the tests do not talk to it directly: Start puts an in-process proxy in
+// front of it that passes DynamoDB requests on one at a time (see
+// serialise.go), and the exactly-once tests test our conditions, not the
+// emulator's threads. StartFaults adds DynamoDB's failures on top.
 package motoserver
 
 import (
@@ -18,20 +26,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
-// Server is a running moto_server process.
+// Server is a running moto_server process behind its serialising proxy.
 type Server struct {
-	// URL is the endpoint to give the SDK, e.g. http://127.0.0.1:41234.
+	// URL is the endpoint to give the SDK, e.g. http://127.0.0.1:41234: the
+	// proxy, which serialises DynamoDB requests.
 	URL string
-	cmd *exec.Cmd
+	// motoURL is moto_server itself.
+	motoURL string
+	cmd     *exec.Cmd
+	front   *front
 }
 
-// Start runs moto_server on a free loopback port and waits until it answers.
-// The binary is looked up on PATH (`make test` installs it with
-// `pip install 'moto[server]'` when it is missing).
+// Start runs moto_server on a free loopback port, waits until it answers,
+// and starts the serialising proxy whose address is URL. The binary is
+// looked up on PATH; the machine image provides it (Python package
+// moto[server], 5.x).
 func Start(ctx context.Context) (*Server, error) {
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
-		return nil, fmt.Errorf("moto_server not found on PATH (install it with: pip install 'moto[server]'): %w", err)
+		return nil, fmt.Errorf("moto_server not found on PATH (it is the Python package moto[server], 5.x; the machine image provides it): %w", err)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -43,11 +56,16 @@ func Start(ctx context.Context) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
-	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd}
+	s := &Server{motoURL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd}
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
 		return nil, err
 	}
+	if s.front, err = startFront(s.motoURL); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	s.URL = s.front.url
 	return s, nil
 }
 
@@ -55,7 +73,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/moto-api/", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.motoURL+"/moto-api/", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -63,14 +81,17 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("moto_server at %s did not answer: %w", s.URL, err)
+			return fmt.Errorf("moto_server at %s did not answer: %w", s.motoURL, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// Stop ends the process.
+// Stop ends the proxy and the process.
 func (s *Server) Stop() {
+	if s.front != nil {
+		s.front.close()
+	}
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
@@ -81,9 +102,13 @@ func (s *Server) Stop() {
 // AWSConfig returns an SDK configuration that sends every service to the
 // emulator with dummy credentials, the same way AWS_ENDPOINT_URL does.
 func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
+	return awsConfig(ctx, s.URL)
+}
+
+func awsConfig(ctx context.Context, endpoint string) (aws.Config, error) {
 	return config.LoadDefaultConfig(ctx,
 		config.WithRegion("us-east-1"),
-		config.WithBaseEndpoint(s.URL),
+		config.WithBaseEndpoint(endpoint),
 		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing", Source: "motoserver"}, nil
 		})),

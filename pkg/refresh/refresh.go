@@ -261,6 +261,13 @@ func (r *Refresher) take(ctx context.Context, c *claim, holdUntil time.Time) boo
 	default:
 		c.Result, c.Error, c.Retryable = state.OutcomeFailed, "state store: "+err.Error(), true
 		c.log.ErrorContext(ctx, "claim failed", "error", err)
+		// The claim may have been written all the same (its reply was
+		// lost); left, it would turn the redelivery away until it lapses.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := r.store.Release(rctx, c.key, c.owner); rerr != nil {
+			c.log.WarnContext(ctx, "release failed; the claim lapses at its deadline", "error", rerr)
+		}
 	}
 	return false
 }

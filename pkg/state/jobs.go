@@ -51,12 +51,13 @@ type TableauJobs interface {
 var _ TableauJobs = (*Memory)(nil)
 
 // CompleteJob implements TableauJobs.
-func (m *Memory) CompleteJob(ctx context.Context, owner string, j TableauJob) error {
-	if err := m.Complete(ctx, j.Run, owner, OutcomeRefreshed, j.JobID); err != nil {
-		return err
-	}
+func (m *Memory) CompleteJob(_ context.Context, owner string, j TableauJob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	done, err := m.complete(j.Run, owner, OutcomeRefreshed, j.JobID)
+	if err != nil || !done {
+		return err // a repeat leaves the job as it is, closed or not
+	}
 	m.jobs[j.JobID] = j
 	m.allJobs[j.JobID] = j
 	return nil

@@ -64,13 +64,23 @@ func (m *Memory) Begin(_ context.Context, c Claim) error {
 func (m *Memory) Complete(_ context.Context, k Key, owner string, outcome Outcome, jobID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	_, err := m.complete(k, owner, outcome, jobID)
+	return err
+}
+
+// complete is Complete with m.mu held; it reports whether this call
+// completed the claim (false for a repeat of owner's own completion).
+func (m *Memory) complete(k Key, owner string, outcome Outcome, jobID string) (bool, error) {
 	r, ok := m.records[k]
-	if !ok || r.Owner != owner || r.Status != StatusInProgress {
-		return fmt.Errorf("complete %s: %w", k, ErrNotHeld)
+	switch {
+	case ok && r.Owner == owner && r.Status == StatusCompleted && r.Outcome == outcome && r.JobID == jobID:
+		return false, nil
+	case !ok || r.Owner != owner || r.Status != StatusInProgress:
+		return false, fmt.Errorf("complete %s: %w", k, ErrNotHeld)
 	}
 	r.Status, r.Outcome, r.JobID, r.UpdatedAt = StatusCompleted, outcome, jobID, m.now()
 	m.records[k] = r
-	return nil
+	return true, nil
 }
 
 // Release implements Idempotency.

@@ -159,7 +159,9 @@ type Idempotency interface {
 	// it, and takes over records that expired or whose claim lapsed.
 	Begin(ctx context.Context, c Claim) error
 	// Complete marks a claim done with its outcome. It fails if owner no
-	// longer holds the claim.
+	// longer holds the claim. Repeating a completion owner already made,
+	// with the same outcome and job, succeeds and changes nothing: that is
+	// what the retry of a completion whose reply was lost looks like.
 	Complete(ctx context.Context, k Key, owner string, outcome Outcome, jobID string) error
 	// Release deletes a claim so that a retry can run. Releasing a claim that
 	// owner no longer holds does nothing.

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/localrun"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/motoserver"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
@@ -58,12 +60,28 @@ func TestLoadWithTableauFaults(t *testing.T) {
 	runLoad(t, spec)
 }
 
+// TestLoadWithDynamoDBFaults: the same, with a proxy in front of the
+// state table (motoserver.FaultProxy) that fails about 20% of DynamoDB
+// calls: throttled (ThrottlingException, ProvisionedThroughputExceeded-
+// Exception), 500 InternalServerError before or after applying the call,
+// or applied with its reply withheld until the attempt times out. The last
+// two are the hard case: the SDK retries a write that was applied, and the
+// retry fails its own condition.
+func TestLoadWithDynamoDBFaults(t *testing.T) {
+	spec := loadSpec{name: "load-dynamodb-faults", runs: 500, copies: 2, inFlight: 32, dynamoFaultRate: 0.2}
+	if testing.Short() {
+		spec.runs, spec.inFlight = 100, 16
+	}
+	runLoad(t, spec)
+}
+
 type loadSpec struct {
-	name      string  // report name
-	runs      int     // distinct successful dbt runs
-	copies    int     // deliveries of each run
-	inFlight  int     // concurrent deliveries
-	faultRate float64 // share of Tableau calls turned away; 0 for no proxy
+	name            string  // report name
+	runs            int     // distinct successful dbt runs
+	copies          int     // deliveries of each run
+	inFlight        int     // concurrent deliveries
+	faultRate       float64 // share of Tableau calls turned away; 0 for no proxy
+	dynamoFaultRate float64 // share of DynamoDB calls failed; 0 for no proxy
 }
 
 // loadJobs are the dbt jobs of the load tests, each mapped to 1-3 targets:
@@ -151,6 +169,14 @@ func runLoad(t *testing.T, spec loadSpec) {
 	if spec.faultRate > 0 {
 		proxy = &loadFaultProxy{rate: spec.faultRate, rng: rand.New(rand.NewPCG(seed, 0x5eed))}
 	}
+	var dynamoFaults *motoserver.FaultProxy
+	if spec.dynamoFaultRate > 0 {
+		dynamoFaults = moto.StartFaults(motoserver.RandomFaults(spec.dynamoFaultRate, seed))
+		t.Cleanup(dynamoFaults.Close)
+		// Read when the world's AWS configuration is built: the function's
+		// DynamoDB client goes through the proxy, Secrets Manager does not.
+		t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamoFaults.URL)
+	}
 	luid := map[string]string{}
 	w := newWorld(t, loadOption(t, proxy, luid))
 	// Short jobs: most refreshes find no job of their item still queued and
@@ -199,6 +225,9 @@ func runLoad(t *testing.T, spec loadSpec) {
 	if proxy != nil {
 		t.Logf("LOAD: %s: fault proxy: %s", spec.name, proxy.summary())
 	}
+	if dynamoFaults != nil {
+		t.Logf("LOAD: %s: DynamoDB fault proxy: %s", spec.name, dynamoFaults.Summary())
+	}
 	loadReport(t, fmt.Sprintf("%s deliveries=%d throughput=%.1f/s p50=%.1fms p99=%.1fms attempts=%d",
 		spec.name, len(deliveries), throughput, loadMS(st.p50), loadMS(st.p99), st.attempts))
 
@@ -211,6 +240,7 @@ func runLoad(t *testing.T, spec loadSpec) {
 	}
 	if st.gaveUp > 0 {
 		t.Errorf("%d deliveries still failed after 5 retries", st.gaveUp)
+		loadLogExcerpt(t, w.logs.String(), "claim failed", "in progress", "refresh failed", "webhook incomplete")
 	}
 
 	// Every (run, target) has a COMPLETED record; refreshed ones name the
@@ -225,12 +255,17 @@ func runLoad(t *testing.T, spec loadSpec) {
 			pairs = append(pairs, pair{r.id, tg})
 		}
 	}
+	// Read straight from the emulator, past any fault proxy.
+	table, err := dynamo.New(db, w.app.Config.StateTable)
+	if err != nil {
+		t.Fatal(err)
+	}
 	records := make([]*state.Record, len(pairs))
 	errs := make([]error, len(pairs))
 	loadParallel(16, len(pairs), func(i int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		records[i], errs[i] = w.app.Store.Get(ctx, state.Key{RunID: pairs[i].run, Target: pairs[i].target.Key()})
+		records[i], errs[i] = table.Get(ctx, state.Key{RunID: pairs[i].run, Target: pairs[i].target.Key()})
 	})
 	jobOwner := map[string]pair{}
 	var refreshed, alreadyQueued, bad int

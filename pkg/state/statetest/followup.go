@@ -42,8 +42,12 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	a := mk("workbook:name:/A", "job-a", "item-a", time.Minute)
 	b := mk("workbook:name:/B", "job-b", "item-b", 2*time.Minute)
 	// A second completion (a stale or duplicate invocation) cannot reopen it.
-	if err := s.CompleteJob(ctx, "o", a); !errors.Is(err, state.ErrNotHeld) {
+	if err := s.CompleteJob(ctx, "p", a); !errors.Is(err, state.ErrNotHeld) {
 		t.Fatalf("second CompleteJob = %v, want ErrNotHeld", err)
+	}
+	// The owner repeating its own (a retry after a lost reply) succeeds.
+	if err := s.CompleteJob(ctx, "o", a); err != nil {
+		t.Fatalf("the owner's repeated CompleteJob = %v", err)
 	}
 	open, err := s.OpenJobs(ctx)
 	if err != nil || len(open) != 2 || open[0].JobID != "job-b" || open[1].Run != a.Run || open[1].ItemID != "item-a" ||
@@ -73,6 +77,10 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	}
 	if ok, err := s.CloseJob(ctx, b, state.OutcomeSucceeded, ""); err != nil || !ok {
 		t.Fatalf("CloseJob(b) = %v, %v", ok, err)
+	}
+	// Nor does the owner's repeat reopen a closed job.
+	if err := s.CompleteJob(ctx, "o", b); err != nil {
+		t.Fatalf("the owner's CompleteJob after close = %v", err)
 	}
 	if open, err := s.OpenJobs(ctx); err != nil || len(open) != 0 {
 		t.Fatalf("OpenJobs after closing = %+v, %v", open, err)

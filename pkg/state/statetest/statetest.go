@@ -64,6 +64,14 @@ func TestIdempotency(t *testing.T, newStore func(t *testing.T, clock func() time
 		if err := s.Complete(ctx, k, "a", state.OutcomeRefreshed, "job-1"); err != nil {
 			t.Fatal(err)
 		}
+		// Repeating the same completion is how a retry after a lost reply
+		// looks: it succeeds. Another outcome does not.
+		if err := s.Complete(ctx, k, "a", state.OutcomeRefreshed, "job-1"); err != nil {
+			t.Errorf("repeated Complete = %v", err)
+		}
+		if err := s.Complete(ctx, k, "a", state.OutcomeRefreshed, "job-2"); !errors.Is(err, state.ErrNotHeld) {
+			t.Errorf("Complete with another job = %v, want ErrNotHeld", err)
+		}
 		existing := wantClaimed(t, s.Begin(ctx, claim(c, k, "b", time.Minute)), state.StatusCompleted)
 		if existing.JobID != "job-1" || existing.Outcome != state.OutcomeRefreshed || existing.DBTJobID != "123" {
 			t.Errorf("existing = %+v", existing)
