@@ -83,9 +83,10 @@ func (c *Client) GetRunSteps(ctx context.Context, runID int64) ([]RunStep, error
 // "manifest.json") written by step step of run runID; step 0 means the last
 // step, which in a job that generates docs is dbt docs generate. The caller
 // reads the returned body as a stream and must close it: manifests reach
-// hundreds of megabytes and are never held in memory here. The HTTP
-// client's Timeout (30 s by default, see WithHTTPClient) bounds the whole
-// download, body included, as does ctx.
+// hundreds of megabytes and are never held in memory here. Only ctx bounds
+// the download, body included: the HTTP client's Timeout (30 s by default,
+// see WithHTTPClient), meant for one API call, would cut a large manifest
+// short, so give ctx a deadline.
 //
 // A 404 is returned as an error matching ErrArtifactNotAvailable (and
 // ErrNotFound); other failures are retried as for any read.
