@@ -419,6 +419,7 @@ var routes = []route{
 	{"GET", "sites/*/datasources", "2.0", true, (*Server).listDatasources},
 	{"GET", "sites/*/datasources/*", "2.0", true, (*Server).getDatasource},
 	{"POST", "sites/*/datasources/*/refresh", "2.8", true, (*Server).refreshDatasource},
+	{"GET", "sites/*/jobs", "2.6", true, (*Server).listJobs},
 	{"GET", "sites/*/jobs/*", "2.0", true, (*Server).getJob},
 	{"PUT", "sites/*/jobs/*", "3.1", true, (*Server).cancelJob},
 	{"GET", "sites/*/webhooks", "3.6", true, (*Server).listWebhooks},
@@ -471,6 +472,9 @@ func (s *Server) dispatch(c *call) error {
 		}
 		c.sess = sess
 		params = params[1:]
+		if err := s.checkScope(c, rt); err != nil {
+			return err
+		}
 	}
 	return rt.handle(s, c, params)
 }
