@@ -217,10 +217,19 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (state.Out
 	if j != nil && (ev.CreatedAt.IsZero() || !j.QueuedAt.After(ev.CreatedAt.Add(time.Minute))) {
 		tc := t.tableau
 		notes := ""
-		if st == state.OutcomeFailed && j.JobID != "" {
-			// The event carries no reason; the job does.
-			if job, err := tc.Job(ctx, j.JobID); err == nil {
-				notes = job.Notes
+		if end == "" && j.JobID != "" {
+			// The event names the item, not the job; the job says whether
+			// it is the one that ended, and why it failed.
+			job, err := tc.Job(ctx, j.JobID)
+			switch {
+			case err == nil && !job.Finished():
+				// Another refresh of the item ended — the one a target rode
+				// on, just followed by one more: this one goes on, and the
+				// follow-up sees it end.
+				log.InfoContext(ctx, "refresh event for the item; its open job goes on", "tableau_job_id", j.JobID)
+				return state.OutcomeOurs, nil
+			case err == nil:
+				st, notes = endState(job), job.Notes
 			}
 		}
 		if end != "" {
