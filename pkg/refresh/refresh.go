@@ -52,6 +52,9 @@ func MapTargets(ts []refreshmap.Target, jobID string) []Target {
 	out := make([]Target, len(ts))
 	for i, t := range ts {
 		out[i] = Target{Target: t, Source: SourceMap, Why: "listed in the refresh map for dbt job " + jobID}
+		if t.Incremental {
+			out[i].Why += ", incrementally"
+		}
 	}
 	return out
 }

@@ -57,6 +57,12 @@ func DefaultScopes() []string {
 	return []string{ScopeContentRead, ScopeTasksRun, ScopeJobsRead}
 }
 
+// WebhookScopes returns the scopes managing webhooks takes (list, create,
+// test, update, delete), for a connected app that does it.
+func WebhookScopes() []string {
+	return []string{ScopeWebhooksRead, ScopeWebhooksCreate, ScopeWebhooksUpdate, ScopeWebhooksDelete}
+}
+
 // ConnectedApp holds the direct-trust connected app settings used to sign
 // JWTs. Username is the Tableau user the app acts as (the JWT's sub).
 //
@@ -183,8 +189,11 @@ func (p *patCredentials) signInBody(site string, _ time.Time) (any, error) {
 
 type jwtCredentials struct{ app ConnectedApp }
 
+// identity includes the scopes: a session opened for one set of scopes is
+// no use to a Client that needs another (the webhooks CLI and the
+// functions share a session store).
 func (j *jwtCredentials) identity() string {
-	return "connected-app=" + j.app.ClientID + "/" + j.app.Username
+	return "connected-app=" + j.app.ClientID + "/" + j.app.Username + "/" + strings.Join(j.app.Scopes, ",")
 }
 func (j *jwtCredentials) kind() string { return "connected app" }
 func (j *jwtCredentials) describe() string {
