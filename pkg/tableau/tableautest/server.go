@@ -23,7 +23,12 @@
 //   - the Metadata API (GraphQL at /api/metadata/graphql) over a lineage model
 //     of databases, tables, published and embedded data sources, workbooks
 //     and custom SQL, with its node limit, partial results and error codes
-//     (see metadata.go and lineage.go).
+//     (see metadata.go and lineage.go);
+//   - Query Jobs with Tableau's documented filters, for administrators only,
+//     refreshes Tableau queues itself (QueueRefresh) that a later 409093
+//     refers to, and incremental refreshes from REST API 3.25 (jobquery.go);
+//   - connected-app scopes: a JWT session is refused, with Tableau's 401002,
+//     whatever its scp does not cover (scopes.go).
 //
 // Tableau's JSON renders XML attributes as strings, so numbers such as
 // pagination counts, job progress, finishCode and a webhook test's status are
