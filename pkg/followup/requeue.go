@@ -74,7 +74,7 @@ func (t *Tracker) requeue(ctx context.Context, tc Tableau, j state.TableauJob, p
 			if stale {
 				return 0, t.end(ctx, tc, j, state.OutcomeStuck, fmt.Sprintf("one more refresh after %s could not be queued in %s: Tableau kept answering that a refresh of the item is already queued", rode, t.limit))
 			}
-			log.InfoContext(ctx, "one more refresh waits: Tableau still has an earlier refresh of the item", "detail", plan.Detail)
+			log.InfoContext(ctx, "one more refresh waits: Tableau still has an earlier refresh of the item", "reason", plan.Detail)
 			return 0, nil
 		}
 		next.JobID = found.ID
@@ -85,11 +85,12 @@ func (t *Tracker) requeue(ctx context.Context, tc Tableau, j state.TableauJob, p
 	if err != nil {
 		return 0, err
 	}
+	log = t.logger.With("tableau_job_id", next.JobID, "dbt_run_id", j.Run.RunID, "dbt_job_id", j.DBTJobID, "target", j.TargetName, "rode_on", rode)
 	if !ok {
-		log.InfoContext(ctx, "one more refresh already recorded by another source", "next_tableau_job_id", next.JobID)
+		log.InfoContext(ctx, "one more refresh already recorded by another source")
 		return 0, nil
 	}
-	log.InfoContext(ctx, "one more refresh queued after the refresh the target rode on", "next_tableau_job_id", next.JobID, "rode_on", rode)
+	log.InfoContext(ctx, "one more refresh queued after the refresh the target rode on")
 	return 1, nil
 }
 

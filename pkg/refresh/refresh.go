@@ -367,7 +367,7 @@ func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.Refresh
 		// Tableau itself refuses with 409093 while the job is queued.
 		c.log.ErrorContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", c.JobID)
 	}
-	c.log.InfoContext(ctx, "refresh queued", "result", c.Result, "tableau_job_id", c.JobID, "tableau_item_id", c.ItemID, "detail", c.Detail)
+	c.log.InfoContext(ctx, "refresh queued", "result", c.Result, "tableau_job_id", c.JobID, "tableau_item_id", c.ItemID, "reason", c.Detail)
 }
 
 // retryStore repeats a write that completes a claim after a transient store

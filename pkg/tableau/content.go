@@ -375,8 +375,8 @@ func (c *Client) refresh(ctx context.Context, sitePath string, opts []RefreshOpt
 			// A full refresh still brings the extract up to date; it only
 			// takes longer.
 			res.Downgraded = true
-			c.logger.WarnContext(ctx, "tableau incremental refresh asked for, but the server's REST API predates it: refreshing in full",
-				"path", sitePath, "version", v, "needs", IncrementalRefreshVersion)
+			c.logger.WarnContext(ctx, "tableau incremental refresh asked for, but the server's REST API predates it ("+IncrementalRefreshVersion+"): refreshing in full",
+				"path", sitePath, "version", v)
 		} else {
 			var b refreshBody
 			b.ExtractRefresh.Incremental = true
