@@ -182,6 +182,7 @@ func (c *cli) connect(ctx context.Context, s *settings, cr *credentials) (*table
 		opts = append(opts, tableau.WithConnectedApp(tableau.ConnectedApp{
 			ClientID: cr.TableauClientID, SecretID: cr.TableauSecretID,
 			SecretValue: cr.TableauSecretValue, Username: cr.TableauUsername,
+			Scopes: tableau.WebhookScopes(),
 		}))
 	} else {
 		opts = append(opts, tableau.WithPAT(cr.TableauPATName, cr.TableauPATSecret))

@@ -30,10 +30,11 @@ const (
 	viewerPAT   = "viewer-pat"
 	viewerSec   = "viewer-pat-secret-1a2b3c"
 	noSuchID    = "00000000-0000-4000-8000-000000000000"
+	caSecret    = "ca-secret-value-5e6f7a8b"
 )
 
 // secretValues must never appear in any output.
-var secretValues = []string{testToken, otherToken, adminSecret, viewerSec}
+var secretValues = []string{testToken, otherToken, adminSecret, viewerSec, caSecret}
 
 type env map[string]string
 
@@ -599,5 +600,24 @@ func TestSharedSessionInDynamoDB(t *testing.T) {
 	runCLI(t, e, defaultAWS(), "list").want(t, exitOK)
 	if got := srv.Count(http.MethodPost, "/auth/signin"); got != signIns || signIns != 1 {
 		t.Errorf("sign-ins %d then %d, want the second run to adopt the session stored in DynamoDB", signIns, got)
+	}
+}
+
+// TestConnectedApp: with a connected app the command asks for the webhook
+// scopes, which Tableau requires of a JWT session that manages webhooks.
+func TestConnectedApp(t *testing.T) {
+	srv, e := newSim(t, tableautest.AllowHTTPDestinations())
+	srv.AddUser("admin@example.com", tableautest.RoleSiteAdministratorCreator)
+	srv.AddConnectedApp("client-1", "secret-id-1", caSecret)
+	ca := e.with("TABLEAU_PAT_NAME", "", "TABLEAU_PAT_SECRET", "", "TABLEAU_CLIENT_ID", "client-1", "TABLEAU_SECRET_ID", "secret-id-1",
+		"TABLEAU_SECRET_VALUE", caSecret, "TABLEAU_USERNAME", "admin@example.com")
+	runCLI(t, ca, noAWS(t), "create", "-url", "http://127.0.0.1:1/tableau/webhook", "-allow-http").want(t, exitOK)
+	runCLI(t, ca, noAWS(t), "list").want(t, exitOK, "dbt-tableau-refresh-")
+	runCLI(t, ca, noAWS(t), "delete", "-all", "-yes").want(t, exitOK)
+	if n := len(srv.Webhooks()); n != 0 {
+		t.Errorf("%d webhooks left", n)
+	}
+	if n := srv.Count(http.MethodPost, "/auth/signin"); n != 3 {
+		t.Errorf("%d sign-ins for three runs, want 3 (no session refused for want of a scope)", n)
 	}
 }

@@ -133,7 +133,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		channels["sns"] = sn
 	}
 	a.Alerts = followup.NewAlerts(a.Outbox, channels, followup.WithNotifySuccess(cfg.NotifySuccess), followup.WithLogger(logger))
-	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs),
+	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs), refresh.WithRides(a.Tableau),
 		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()))
 	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger))
 	lOpts := []lineage.Option{lineage.WithAliases(cfg.LineageAliases), lineage.WithAlerts(a.Alerts), lineage.WithLogger(logger)}
@@ -144,6 +144,9 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		a.Planner = lineage.MapOnly(cfg.Map)
 	}
 	logger.Info("lineage " + cfg.LineageWhy)
+	if note, old := cfg.IncrementalNote(); old {
+		logger.Warn(note)
+	}
 	return a, nil
 }
 

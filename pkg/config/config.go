@@ -223,6 +223,9 @@ func (c *Config) Describe() string {
 		line("state:          in memory (STATE_TABLE is not set: local runs only)")
 	}
 	line("refresh map:    %s", c.Map)
+	if note, _ := c.IncrementalNote(); note != "" {
+		line("incremental:    %s", note)
+	}
 	line("lineage:        %s", c.LineageWhy)
 	if c.LineageAliases.Len() > 0 {
 		line("aliases:        %s", c.LineageAliases)
@@ -243,6 +246,56 @@ func (c *Config) Describe() string {
 	}
 	line("replays:        events older than %s are ignored; runs are remembered for %s", c.MaxEventAge, c.Retention)
 	return b.String()
+}
+
+// IncrementalNote says what becomes of the incremental refreshes the map
+// asks for ("" when it asks for none), and reports whether
+// TABLEAU_API_VERSION is older than the REST API version that takes them:
+// they are then full refreshes, each with a warning in the log. Not an
+// error: a full refresh brings the extract up to date too, only slower.
+func (c *Config) IncrementalNote() (note string, tooOld bool) {
+	entries, lineage := c.Map.Incremental()
+	if entries == 0 && !lineage {
+		return "", false
+	}
+	var asked []string
+	if entries == 1 {
+		asked = append(asked, "1 map entry")
+	} else if entries > 1 {
+		asked = append(asked, fmt.Sprintf("%d map entries", entries))
+	}
+	if lineage {
+		what := "lineage's content over models built incrementally"
+		if !c.Lineage {
+			what += " (lineage is off)"
+		}
+		asked = append(asked, what)
+	}
+	req := "asked for by " + strings.Join(asked, " and ")
+	switch v := c.TableauAPIVersion; {
+	case v != "" && versionBefore(v, tableau.IncrementalRefreshVersion):
+		return fmt.Sprintf("%s, but TABLEAU_API_VERSION %s predates incremental refreshes (%s): they run as full refreshes, each with a warning",
+			req, v, tableau.IncrementalRefreshVersion), true
+	case v != "":
+		return req + " (REST API " + v + " takes them)", false
+	}
+	return fmt.Sprintf("%s; they need REST API %s, and the server's version is read at first use: an older server refreshes in full, with a warning",
+		req, tableau.IncrementalRefreshVersion), false
+}
+
+// versionBefore compares MAJOR.MINOR versions; one that does not parse is
+// not before anything (the client refuses it at start anyway).
+func versionBefore(a, b string) bool {
+	am, an, aok := versionParts(a)
+	bm, bn, bok := versionParts(b)
+	return aok && bok && (am < bm || (am == bm && an < bn))
+}
+
+func versionParts(v string) (major, minor int, ok bool) {
+	ma, mi, cut := strings.Cut(v, ".")
+	major, err1 := strconv.Atoi(ma)
+	minor, err2 := strconv.Atoi(mi)
+	return major, minor, cut && err1 == nil && err2 == nil
 }
 
 // Error lists every problem with the configuration, each naming its

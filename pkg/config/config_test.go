@@ -94,3 +94,54 @@ func TestFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestIncrementalNote: the configuration check says what becomes of the
+// incremental refreshes the map asks for, and whether the configured REST
+// API version is too old for them.
+func TestIncrementalNote(t *testing.T) {
+	tests := []struct {
+		name, refreshMap, version, lineage string
+		want                               []string
+		tooOld                             bool
+	}{
+		{name: "none asked", refreshMap: `{"jobs":{"1":[{"workbook":"W"}]}}`},
+		{name: "negotiated", refreshMap: `{"jobs":{"1":[{"datasource":"D","incremental":true}]}}`,
+			want: []string{"asked for by 1 map entry", "they need REST API 3.25", "read at first use"}},
+		{name: "too old", refreshMap: `{"jobs":{"1":[{"datasource":"D","incremental":true},{"workbook":"W","incremental":true}]}}`, version: "3.24",
+			want: []string{"asked for by 2 map entries", "TABLEAU_API_VERSION 3.24 predates incremental refreshes (3.25)", "full refreshes, each with a warning"}, tooOld: true},
+		{name: "new enough", refreshMap: `{"jobs":{"1":[{"datasource":"D","incremental":true}]}}`, version: "3.25",
+			want: []string{"(REST API 3.25 takes them)"}},
+		{name: "3.3 is older than 3.25", refreshMap: `{"jobs":{"1":[{"datasource":"D","incremental":true}]}}`, version: "3.3",
+			want: []string{"predates"}, tooOld: true},
+		{name: "lineage asks", refreshMap: `{"exclude":[],"lineage":{"incremental":true}}`, lineage: "42",
+			want: []string{"asked for by lineage's content over models built incrementally;"}},
+		{name: "lineage asks but is off", refreshMap: `{"jobs":{"1":[{"datasource":"D","incremental":true}]},"lineage":{"incremental":true}}`, version: "3.10",
+			want: []string{"1 map entry and lineage's content over models built incrementally (lineage is off), but"}, tooOld: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := FromEnv(env(map[string]string{
+				"TABLEAU_SERVER_URL": "https://tableau.example.com", "SECRET_ID": "s", "REFRESH_MAP": tt.refreshMap,
+				"TABLEAU_API_VERSION": tt.version, "DBT_ACCOUNT_ID": tt.lineage,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			note, tooOld := c.IncrementalNote()
+			if tooOld != tt.tooOld {
+				t.Errorf("tooOld = %t, want %t (%s)", tooOld, tt.tooOld, note)
+			}
+			if len(tt.want) == 0 && note != "" {
+				t.Errorf("note %q, want none", note)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(note, w) {
+					t.Errorf("note %q lacks %q", note, w)
+				}
+			}
+			if d := c.Describe(); (note == "") == strings.Contains(d, "incremental:") {
+				t.Errorf("Describe() and the note disagree:\n%s", d)
+			}
+		})
+	}
+}

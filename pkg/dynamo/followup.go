@@ -53,6 +53,13 @@ const (
 	attrNotBefore    = "not_before" // epoch milliseconds
 	attrCreatedAt2   = "created_at"
 	attrLastError    = "last_error"
+	// A job the target rides on (409093), and the one more refresh it may
+	// call for.
+	attrRequeue     = "requeue"     // "DUE" while one more refresh is due once the job ends
+	attrIncremental = "incremental" // "1": the target asked for an incremental refresh
+	attrRunFinished = "run_finished_at"
+	attrRodeOn      = "rode_on"
+	requeueDue      = "DUE"
 )
 
 func ts(t time.Time) types.AttributeValue { return s(t.UTC().Format(time.RFC3339Nano)) }
@@ -65,28 +72,95 @@ func getTime(item map[string]types.AttributeValue, name string) time.Time {
 // CompleteJob implements state.TableauJobs: one conditional update completes
 // the claim and opens the job.
 func (t *Table) CompleteJob(ctx context.Context, owner string, j state.TableauJob) error {
-	in := t.completeInput(j.Run, owner, state.OutcomeRefreshed, j.JobID)
-	*in.UpdateExpression += ", #open = :open, #jitem = :jitem, #queued = :queued, #tname = :tname, #kind = :kind"
-	for k, v := range map[string]string{"#open": attrOpenJob, "#jitem": attrJobItem, "#queued": attrQueuedAt, "#tname": attrTargetName, "#kind": attrItemKind} {
+	outcome := j.Outcome
+	if outcome == "" {
+		outcome = state.OutcomeRefreshed
+	}
+	in := t.completeInput(j.Run, owner, outcome, j.JobID)
+	*in.UpdateExpression += ", " + jobSet(in, j)
+	if j.Requeue {
+		*in.UpdateExpression += ", #requeue = :requeue"
+		in.ExpressionAttributeNames["#requeue"] = attrRequeue
+		in.ExpressionAttributeValues[":requeue"] = s(requeueDue)
+	}
+	return t.runComplete(ctx, j.Run, owner, outcome, j.JobID, in)
+}
+
+// jobSet adds j's attributes to in and returns the SET clauses that write
+// them.
+func jobSet(in *dynamodb.UpdateItemInput, j state.TableauJob) string {
+	names := map[string]string{"#open": attrOpenJob, "#jitem": attrJobItem, "#queued": attrQueuedAt, "#tname": attrTargetName, "#kind": attrItemKind}
+	values := map[string]types.AttributeValue{
+		":open": s(jobOpen), ":jitem": s(j.ItemID), ":queued": ts(j.QueuedAt), ":tname": s(j.TargetName), ":kind": s(j.ItemKind),
+	}
+	set := "#open = :open, #jitem = :jitem, #queued = :queued, #tname = :tname, #kind = :kind"
+	if j.Incremental {
+		names["#incr"], values[":incr"] = attrIncremental, s("1")
+		set += ", #incr = :incr"
+	}
+	if !j.RunFinishedAt.IsZero() {
+		names["#runfin"], values[":runfin"] = attrRunFinished, ts(j.RunFinishedAt)
+		set += ", #runfin = :runfin"
+	}
+	if j.RodeOn != "" {
+		names["#rode"], values[":rode"] = attrRodeOn, s(j.RodeOn)
+		set += ", #rode = :rode"
+	}
+	for k, v := range names {
 		in.ExpressionAttributeNames[k] = v
 	}
-	for k, v := range map[string]types.AttributeValue{
-		":open": s(jobOpen), ":jitem": s(j.ItemID), ":queued": ts(j.QueuedAt), ":tname": s(j.TargetName), ":kind": s(j.ItemKind),
-	} {
+	for k, v := range values {
 		in.ExpressionAttributeValues[k] = v
 	}
-	return t.runComplete(ctx, j.Run, owner, state.OutcomeRefreshed, j.JobID, in)
+	return set
+}
+
+// RequeueJob implements state.TableauJobs: one conditional update swaps the
+// job on the target's record while prev is open there with one more
+// refresh due.
+func (t *Table) RequeueJob(ctx context.Context, prev, next state.TableauJob) (bool, error) {
+	next.Run = prev.Run
+	token := writeToken()
+	in := &dynamodb.UpdateItemInput{
+		TableName:           aws.String(t.name),
+		Key:                 idemKey(prev.Run),
+		ConditionExpression: aws.String("attribute_exists(#open) AND #job = :prev AND #requeue = :due"),
+		ExpressionAttributeNames: map[string]string{
+			"#job": attrJobID, "#requeue": attrRequeue, "#token": attrWriteToken, "#upd": attrUpdatedAt,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":prev": s(prev.JobID), ":due": s(requeueDue), ":next": s(next.JobID), ":token": s(token),
+			":upd": s(t.now().UTC().Format(time.RFC3339Nano)),
+		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	set := jobSet(in, next)
+	in.UpdateExpression = aws.String("SET #job = :next, #token = :token, #upd = :upd, " + set + " REMOVE #requeue")
+	_, err := t.api.UpdateItem(ctx, in)
+	if old, lost := conditionFailed(err); lost {
+		// Done by an attempt of ours whose reply was lost: still ours.
+		return ownWrite(old, token), nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("requeue after Tableau job %s: %w", prev.JobID, err)
+	}
+	return true, nil
 }
 
 func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
 	return state.TableauJob{
-		JobID:      getS(it, attrJobID),
-		Run:        state.Key{RunID: strings.TrimPrefix(getS(it, attrPK), runPrefix), Target: strings.TrimPrefix(getS(it, attrSK), targetPrefix)},
-		DBTJobID:   getS(it, attrDBTJob),
-		TargetName: getS(it, attrTargetName),
-		ItemKind:   getS(it, attrItemKind),
-		ItemID:     getS(it, attrJobItem),
-		QueuedAt:   getTime(it, attrQueuedAt),
+		JobID:         getS(it, attrJobID),
+		Run:           state.Key{RunID: strings.TrimPrefix(getS(it, attrPK), runPrefix), Target: strings.TrimPrefix(getS(it, attrSK), targetPrefix)},
+		DBTJobID:      getS(it, attrDBTJob),
+		TargetName:    getS(it, attrTargetName),
+		ItemKind:      getS(it, attrItemKind),
+		ItemID:        getS(it, attrJobItem),
+		QueuedAt:      getTime(it, attrQueuedAt),
+		Outcome:       state.Outcome(getS(it, attrOutcome)),
+		Requeue:       getS(it, attrRequeue) == requeueDue,
+		Incremental:   getS(it, attrIncremental) == "1",
+		RunFinishedAt: getTime(it, attrRunFinished),
+		RodeOn:        getS(it, attrRodeOn),
 	}
 }
 
@@ -191,6 +265,7 @@ func (t *Table) RunSummary(ctx context.Context, runID string) ([]state.TargetSum
 			RefreshState: state.Outcome(getS(it, attrRefreshState)),
 			Notes:        getS(it, attrNotes),
 			FinishedAt:   getTime(it, attrFinishedAt),
+			RodeOn:       getS(it, attrRodeOn),
 		})
 	}
 	return out, nil

@@ -12,11 +12,15 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
 
-// Tableau is what the tracker asks Tableau.
+// Tableau is what the tracker asks Tableau: jobs and items, and for a
+// target that rode on a refresh Tableau already had, one more refresh.
 type Tableau interface {
 	Job(ctx context.Context, id string) (*tableau.Job, error)
 	Workbook(ctx context.Context, id string) (*tableau.Workbook, error)
 	Datasource(ctx context.Context, id string) (*tableau.Datasource, error)
+	RefreshWorkbook(ctx context.Context, id string, opts ...tableau.RefreshOption) (*tableau.RefreshResult, error)
+	RefreshDatasource(ctx context.Context, id string, opts ...tableau.RefreshOption) (*tableau.RefreshResult, error)
+	FindRefreshJob(ctx context.Context, q tableau.RefreshJobQuery) (*tableau.Job, error)
 }
 
 // Tracker follows the refresh jobs we queued until they end.
@@ -43,6 +47,9 @@ type FollowResult struct {
 	Failed    int `json:"failed"`
 	Stuck     int `json:"stuck"`
 	Unknown   int `json:"unknown"`
+	// Requeued counts the one more refreshes queued (or found queued)
+	// after a refresh a target rode on.
+	Requeued int `json:"requeued"`
 }
 
 // Follow reads each open job's state once, closes the finished ones and
@@ -61,6 +68,15 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 		tc := t.tableau
 		for _, j := range open {
 			log := t.logger.With("tableau_job_id", j.JobID, "dbt_run_id", j.Run.RunID, "target", j.TargetName)
+			if j.JobID == "" && j.Requeue {
+				// The refresh it rode on was never found: the one more
+				// refresh is tried now, and Tableau refuses it while that
+				// one is still queued or running.
+				requeued, err := t.requeue(ctx, tc, j, "", "")
+				res.Requeued += requeued
+				errs = append(errs, err)
+				continue
+			}
 			job, err := tc.Job(ctx, j.JobID)
 			switch {
 			case errors.Is(err, tableau.ErrNotFound):
@@ -71,6 +87,10 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 				res.Unknown++
 				log.WarnContext(ctx, "refresh job state unavailable; will look again", "error", err)
 				continue
+			case job.Finished() && j.Requeue:
+				requeued, err := t.requeue(ctx, tc, j, endState(job), job.Notes)
+				res.Requeued += requeued
+				errs = append(errs, err)
 			case job.Finished():
 				st := endState(job)
 				switch st {
@@ -197,10 +217,19 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (state.Out
 	if j != nil && (ev.CreatedAt.IsZero() || !j.QueuedAt.After(ev.CreatedAt.Add(time.Minute))) {
 		tc := t.tableau
 		notes := ""
-		if st == state.OutcomeFailed {
-			// The event carries no reason; the job does.
-			if job, err := tc.Job(ctx, j.JobID); err == nil {
-				notes = job.Notes
+		if end == "" && j.JobID != "" {
+			// The event names the item, not the job; the job says whether
+			// it is the one that ended, and why it failed.
+			job, err := tc.Job(ctx, j.JobID)
+			switch {
+			case err == nil && !job.Finished():
+				// Another refresh of the item ended — the one a target rode
+				// on, just followed by one more: this one goes on, and the
+				// follow-up sees it end.
+				log.InfoContext(ctx, "refresh event for the item; its open job goes on", "tableau_job_id", j.JobID)
+				return state.OutcomeOurs, nil
+			case err == nil:
+				st, notes = endState(job), job.Notes
 			}
 		}
 		if end != "" {
@@ -208,6 +237,11 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (state.Out
 			// notification (same key) went out then.
 			log.InfoContext(ctx, "refresh end already recorded", "tableau_job_id", j.JobID, "refresh_state", end)
 			return state.OutcomeOurs, nil
+		}
+		if j.Requeue {
+			// The refresh the target rode on has ended: one more now.
+			_, err := t.requeue(ctx, tc, *j, st, notes)
+			return state.OutcomeOurs, err
 		}
 		return state.OutcomeOurs, t.end(ctx, tc, *j, st, notes)
 	}

@@ -179,19 +179,60 @@ func (p *Planner) Plan(ctx context.Context, run refresh.Run) Plan {
 			log.ErrorContext(ctx, "lineage failed; the map's targets are refreshed", "error", err)
 		}
 	}
-	for _, t := range found {
+	// Content is refreshed incrementally only when every relation of the
+	// run it reads was built incrementally: an incremental refresh reads
+	// new rows, and a relation rebuilt in full may have changed old ones.
+	incremental := map[string]bool{}
+	for _, f := range found {
+		k := f.Key()
+		if on, seen := incremental[k]; seen {
+			incremental[k] = on && f.incremental
+		} else {
+			incremental[k] = f.incremental
+		}
+	}
+	lineageIncremental := p.m.LineageIncremental(run.DBTJobID)
+	for _, f := range found {
+		t := f.Target
 		// Content the map lists by name is the map's: refreshed once, as
-		// the map's entry.
-		if slices.ContainsFunc(mapped, func(e refreshmap.Target) bool { return e.Names(t.Target) }) {
+		// the map's entry, in full when the run rebuilt what it reads in
+		// full, whatever the entry asks.
+		if i := slices.IndexFunc(mapped, func(e refreshmap.Target) bool { return e.Names(t.Target) }); i >= 0 {
+			if mapped[i].Incremental && !incremental[t.Key()] {
+				plan.fullRefresh(mapped[i].Key(), f.node)
+			}
 			continue
+		}
+		if lineageIncremental && incremental[t.Key()] {
+			t.Incremental = true
+			t.Why += "; refreshed incrementally, as the map's lineage.incremental asks"
 		}
 		add(t)
 	}
 	return plan
 }
 
+// fullRefresh turns the incremental refresh the map's entry key asks for
+// into a full one, saying which rebuilt node made it so.
+func (plan *Plan) fullRefresh(key, node string) {
+	for i := range plan.Targets {
+		if t := &plan.Targets[i]; t.Key() == key && t.Incremental {
+			t.Incremental = false
+			t.Why += "; refreshed in full: the run rebuilt " + node + " in full"
+		}
+	}
+}
+
+// found is content lineage found, with whether the change that leads to it
+// was built incrementally, and the change's node.
+type found struct {
+	refresh.Target
+	incremental bool
+	node        string
+}
+
 // lineage finds the content downstream of what the run changed.
-func (p *Planner) lineage(ctx context.Context, run refresh.Run, plan *Plan) ([]refresh.Target, error) {
+func (p *Planner) lineage(ctx context.Context, run refresh.Run, plan *Plan) ([]found, error) {
 	runID, err := strconv.ParseInt(run.RunID, 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("lineage: dbt run id %q is not a number", run.RunID)
@@ -205,7 +246,7 @@ func (p *Planner) lineage(ctx context.Context, run refresh.Run, plan *Plan) ([]r
 		p.logger.WarnContext(ctx, "lineage: rebuilt nodes without a relation name (is the manifest older than the run?)",
 			"dbt_run_id", run.RunID, "reason", strings.Join(cs.Unnamed, ", "))
 	}
-	return p.Targets(ctx, cs.Changes, plan)
+	return p.targets(ctx, cs.Changes, plan)
 }
 
 // Changes reads what run runID changed from its artifacts: run_results.json
@@ -300,6 +341,15 @@ type change struct {
 // Metadata API lookup. Content over a live connection goes to plan.Live,
 // changes no content reads to plan.Unmatched.
 func (p *Planner) Targets(ctx context.Context, changes []dbtartifacts.Change, plan *Plan) ([]refresh.Target, error) {
+	fs, err := p.targets(ctx, changes, plan)
+	out := make([]refresh.Target, len(fs))
+	for i, f := range fs {
+		out[i] = f.Target
+	}
+	return out, err
+}
+
+func (p *Planner) targets(ctx context.Context, changes []dbtartifacts.Change, plan *Plan) ([]found, error) {
 	var named []change
 	var keys []string
 	for _, c := range changes {
@@ -341,7 +391,7 @@ func (p *Planner) Targets(ctx context.Context, changes []dbtartifacts.Change, pl
 			indexed[k] = append(indexed[k], cs...)
 		}
 	}
-	var out []refresh.Target
+	var out []found
 	for _, c := range named {
 		var reads []state.LineageContent
 		for _, k := range c.keys {
@@ -362,7 +412,7 @@ func (p *Planner) Targets(ctx context.Context, changes []dbtartifacts.Change, pl
 				plan.Live = append(plan.Live, t)
 				continue
 			}
-			out = append(out, t)
+			out = append(out, found{Target: t, incremental: c.Incremental, node: c.Node})
 		}
 	}
 	return out, lookupErr

@@ -299,3 +299,54 @@ func TestTablesWithoutModel(t *testing.T) {
 		t.Errorf("with the alias: %v, %v; want none", got, err)
 	}
 }
+
+// TestPlanIncremental: content over a model the run built incrementally is
+// refreshed incrementally when the map asks for it (at the top or for the
+// job); a map entry that asks for it is refreshed in full when the run
+// rebuilt what it reads in full.
+func TestPlanIncremental(t *testing.T) {
+	const exclude = `"exclude":[{"workbook":"Scratchpad","project":"Sandbox"}]`
+	tests := []struct {
+		name, refreshMap string
+		incremental      []string // targets refreshed incrementally, as names() lists them
+		why              map[string]string
+	}{
+		{"not asked", `{"jobs":{"123":[{"workbook":"Executive Summary","project":"Finance"}]},` + exclude + `}`, nil, nil},
+		{"lineage asks", `{"jobs":{"123":[{"workbook":"Executive Summary","project":"Finance"}]},` + exclude + `,"lineage":{"incremental":true}}`,
+			[]string{"lineage datasource Daily Orders"},
+			map[string]string{"Daily Orders": "the model was built incrementally; refreshed incrementally, as the map's lineage.incremental asks"}},
+		{"the job says no", `{"jobs":{"123":{"targets":[{"workbook":"Executive Summary","project":"Finance"}],"lineage":{"incremental":false}}},` + exclude + `,"lineage":{"incremental":true}}`,
+			nil, nil},
+		{"an entry over an incremental model", `{"jobs":{"123":[{"datasource":"Daily Orders","project":"Finance","incremental":true}]},` + exclude + `}`,
+			[]string{"map datasource Daily Orders"}, nil},
+		{"an entry over a model rebuilt in full", `{"jobs":{"123":[{"datasource":"Orders","project":"Finance","incremental":true},{"workbook":"Executive Summary","incremental":true}]},` + exclude + `}`,
+			[]string{"map workbook Executive Summary"},
+			map[string]string{"Orders": "; refreshed in full: the run rebuilt model.shop.orders in full"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			m, err := refreshmap.Parse([]byte(tt.refreshMap))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.m = m
+			plan := r.planner().Plan(context.Background(), refresh.Run{RunID: "70001", DBTJobID: demo.JobID})
+			if plan.Err != nil {
+				t.Fatal(plan.Err)
+			}
+			var got []refresh.Target
+			for _, tg := range plan.Targets {
+				if tg.Incremental {
+					got = append(got, tg)
+				}
+				if w, ok := tt.why[tg.Name]; ok && !strings.HasSuffix(tg.Why, w) {
+					t.Errorf("why of %s = %q, want it to end %q", tg.Name, tg.Why, w)
+				}
+			}
+			if names := names(got); !slices.Equal(names, tt.incremental) {
+				t.Errorf("incremental: %v, want %v", names, tt.incremental)
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@
 //	tableau_item_id   workbook or data source LUID
 //	tableau_item_name its name                    tableau_job_id  refresh job LUID
 //	tableau_event     Tableau webhook event type  refresh_state   how a refresh job ended
+//	rode_on           the refresh Tableau already had that a target rode on, before one more
 //	result            what happened to a target or event (the reply's values)
 //	targets, unsettled, failed                    counts of targets
 //	notes, reason     Tableau's job notes; why something failed or was skipped

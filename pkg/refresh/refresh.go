@@ -25,8 +25,8 @@ type Tableau interface {
 	SignIn(ctx context.Context) error
 	FindWorkbook(ctx context.Context, name, project string) (*tableau.Workbook, error)
 	FindDatasource(ctx context.Context, name, project string) (*tableau.Datasource, error)
-	RefreshWorkbook(ctx context.Context, id string) (*tableau.RefreshResult, error)
-	RefreshDatasource(ctx context.Context, id string) (*tableau.RefreshResult, error)
+	RefreshWorkbook(ctx context.Context, id string, opts ...tableau.RefreshOption) (*tableau.RefreshResult, error)
+	RefreshDatasource(ctx context.Context, id string, opts ...tableau.RefreshOption) (*tableau.RefreshResult, error)
 }
 
 // Source says how a target was found.
@@ -52,6 +52,9 @@ func MapTargets(ts []refreshmap.Target, jobID string) []Target {
 	out := make([]Target, len(ts))
 	for i, t := range ts {
 		out[i] = Target{Target: t, Source: SourceMap, Why: "listed in the refresh map for dbt job " + jobID}
+		if t.Incremental {
+			out[i].Why += ", incrementally"
+		}
 	}
 	return out
 }
@@ -64,8 +67,16 @@ type Outcome struct {
 	Why    string            `json:"why,omitempty"`
 	Result state.Outcome     `json:"result"`
 	ItemID string            `json:"item_id,omitempty"`
-	JobID  string            `json:"job_id,omitempty"`
-	Error  string            `json:"error,omitempty"`
+	// JobID is Tableau's job: the refresh queued, or the one an
+	// already_queued target rides on.
+	JobID string `json:"job_id,omitempty"`
+	// Incremental reports that Tableau was asked for an incremental refresh.
+	Incremental bool `json:"incremental,omitempty"`
+	// Detail says more of the outcome: which job an already_queued target
+	// rides on and whether one more refresh follows it, or why an
+	// incremental refresh was full.
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
 	// Retryable is set on failures that a later attempt can fix (Tableau
 	// unreachable, 429, 5xx) and on targets still in progress elsewhere.
 	Retryable bool `json:"retryable,omitempty"`
@@ -80,6 +91,9 @@ func (o Outcome) Settled() bool {
 type Run struct {
 	RunID    string
 	DBTJobID string
+	// FinishedAt is when the run finished (zero when unknown): a refresh
+	// Tableau already had that started before it may have read the old data.
+	FinishedAt time.Time
 }
 
 // Alerter raises a notification once per key.
@@ -99,6 +113,8 @@ type Refresher struct {
 	now       func() time.Time
 	// credentialsAt: see WithCredentialsAt.
 	credentialsAt string
+	// finder: see WithRides.
+	finder JobFinder
 
 	ids *idCache
 }
@@ -229,7 +245,11 @@ func (r *Refresher) one(ctx context.Context, run Run, t Target, holdUntil time.T
 		r.fail(ctx, c, err)
 		return c.Outcome
 	}
-	r.complete(ctx, c, res, holdUntil)
+	c.Incremental = res.Incremental && !res.AlreadyQueued
+	if res.Downgraded {
+		c.Detail = incrementalDowngraded
+	}
+	r.complete(ctx, c, res, r.rideOn(ctx, c, res), holdUntil)
 	return c.Outcome
 }
 
@@ -311,14 +331,18 @@ func (r *Refresher) fail(ctx context.Context, c *claim, err error) {
 }
 
 // complete records the refresh Tableau queued on the claim, with the job
-// to follow.
-func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.RefreshResult, holdUntil time.Time) {
+// to follow: the one queued, or the one an already queued target rides on
+// (rd, nil unless rides are followed).
+func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.RefreshResult, rd *Ride, holdUntil time.Time) {
 	outcome := state.OutcomeRefreshed
 	c.Result = state.OutcomeRefreshed
 	if res.AlreadyQueued {
 		outcome, c.Result = state.OutcomeAlreadyQueued, state.OutcomeAlreadyQueued
 	} else if res.Job != nil {
 		c.JobID = res.Job.ID
+	}
+	if rd != nil {
+		c.JobID, c.Detail = rd.JobID(), rd.Detail
 	}
 	// Recording the refresh matters more than answering fast: until it is
 	// recorded a redelivery meets the claim in progress, and once the claim
@@ -329,9 +353,13 @@ func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.Refresh
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
 	write := func(ctx context.Context) error { return r.store.Complete(ctx, c.key, c.owner, outcome, c.JobID) }
-	if r.jobs != nil && c.JobID != "" {
+	if r.jobs != nil && (c.JobID != "" || rd != nil) {
 		// The same write records the job, to be followed to its end.
-		j := state.TableauJob{JobID: c.JobID, Run: c.key, DBTJobID: c.run.DBTJobID, TargetName: c.Name, ItemKind: string(c.Target.Kind), ItemID: c.ItemID, QueuedAt: r.now()}
+		j := state.TableauJob{JobID: c.JobID, Run: c.key, DBTJobID: c.run.DBTJobID, TargetName: c.Name, ItemKind: string(c.Target.Kind), ItemID: c.ItemID, QueuedAt: r.now(),
+			Outcome: outcome, Incremental: c.Target.Incremental, RunFinishedAt: c.run.FinishedAt}
+		if rd != nil {
+			j.Requeue = rd.Requeue
+		}
 		write = func(ctx context.Context) error { return r.jobs.CompleteJob(ctx, c.owner, j) }
 	}
 	if err := retryStore(cctx, write); err != nil {
@@ -339,7 +367,7 @@ func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.Refresh
 		// Tableau itself refuses with 409093 while the job is queued.
 		c.log.ErrorContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", c.JobID)
 	}
-	c.log.InfoContext(ctx, "refresh queued", "result", c.Result, "tableau_job_id", c.JobID, "tableau_item_id", c.ItemID)
+	c.log.InfoContext(ctx, "refresh queued", "result", c.Result, "tableau_job_id", c.JobID, "tableau_item_id", c.ItemID, "reason", c.Detail)
 }
 
 // retryStore repeats a write that completes a claim after a transient store
@@ -363,13 +391,13 @@ func (r *Refresher) queue(ctx context.Context, t refreshmap.Target, tc Tableau) 
 	if err != nil {
 		return nil, "", err
 	}
-	res, err := refreshItem(ctx, tc, t.Kind, id)
+	res, err := refreshItem(ctx, tc, t.Kind, id, t.Incremental)
 	if err != nil && cached && errors.Is(err, tableau.ErrNotFound) {
 		r.ids.forget(t.Key())
 		if id, _, err = r.resolve(ctx, tc, t); err != nil {
 			return nil, "", err
 		}
-		res, err = refreshItem(ctx, tc, t.Kind, id)
+		res, err = refreshItem(ctx, tc, t.Kind, id, t.Incremental)
 	}
 	if err != nil {
 		return nil, id, fmt.Errorf("refresh %s: %w", t, err)
@@ -377,11 +405,15 @@ func (r *Refresher) queue(ctx context.Context, t refreshmap.Target, tc Tableau) 
 	return res, id, nil
 }
 
-func refreshItem(ctx context.Context, tc Tableau, kind refreshmap.Kind, id string) (*tableau.RefreshResult, error) {
-	if kind == refreshmap.Datasource {
-		return tc.RefreshDatasource(ctx, id)
+func refreshItem(ctx context.Context, tc Tableau, kind refreshmap.Kind, id string, incremental bool) (*tableau.RefreshResult, error) {
+	var opts []tableau.RefreshOption
+	if incremental {
+		opts = append(opts, tableau.Incremental(true))
 	}
-	return tc.RefreshWorkbook(ctx, id)
+	if kind == refreshmap.Datasource {
+		return tc.RefreshDatasource(ctx, id, opts...)
+	}
+	return tc.RefreshWorkbook(ctx, id, opts...)
 }
 
 func (r *Refresher) resolve(ctx context.Context, tc Tableau, t refreshmap.Target) (id string, cached bool, err error) {

@@ -77,11 +77,11 @@ func (f *fakeTableau) FindDatasource(_ context.Context, name, project string) (*
 	return nil, &tableau.NotFoundError{Kind: "datasource", Name: name, Project: project}
 }
 
-func (f *fakeTableau) RefreshWorkbook(_ context.Context, id string) (*tableau.RefreshResult, error) {
+func (f *fakeTableau) RefreshWorkbook(_ context.Context, id string, _ ...tableau.RefreshOption) (*tableau.RefreshResult, error) {
 	return f.refresh(id)
 }
 
-func (f *fakeTableau) RefreshDatasource(_ context.Context, id string) (*tableau.RefreshResult, error) {
+func (f *fakeTableau) RefreshDatasource(_ context.Context, id string, _ ...tableau.RefreshOption) (*tableau.RefreshResult, error) {
 	return f.refresh(id)
 }
 

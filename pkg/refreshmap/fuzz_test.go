@@ -38,6 +38,8 @@ func FuzzParse(f *testing.F) {
 		`{"jobs":{"1":[{"workbook_id":" 9f1c "}]}}`,
 		`{"jobs":{"1":[{"workbook":"A","datasource":null}]}}`,
 		`{"jobs":{"1":[{"workbook":"\u00dcbersicht \"Q3\" \u0026 <b>"}]}}`,
+		`{"jobs":{"1":[{"datasource":"Orders","incremental":true},{"workbook_id":"w","incremental":false}],"2":{"lineage":{"incremental":true}}},"lineage":{"incremental":false}}`,
+		`{"jobs":{"1":[{"datasource":"Orders","incremental":"true"}]}}`,
 		// Rejected ones.
 		`{}`,
 		`{"jobs":null}`,
@@ -165,14 +167,18 @@ func checkTarget(t *testing.T, tg Target) {
 }
 
 // canonicalJSON writes m the way a person would: one object per target with
-// the kind's field and, for names, the project when there is one.
+// the kind's field, for names the project when there is one, and
+// "incremental" when it asks for that.
 func canonicalJSON(t *testing.T, m *Map) []byte {
 	t.Helper()
-	doc := map[string]map[string][]map[string]string{"jobs": {}}
+	doc := map[string]map[string][]map[string]any{"jobs": {}}
 	for _, job := range m.Jobs() {
-		var list []map[string]string
+		var list []map[string]any
 		for _, tg := range m.Targets(job) {
-			e := map[string]string{}
+			e := map[string]any{}
+			if tg.Incremental {
+				e["incremental"] = true
+			}
 			if tg.ID != "" {
 				e[fieldName(tg.Kind, true)] = tg.ID
 			} else {

@@ -6,15 +6,22 @@
 //
 //	{"jobs": {"123": [
 //	    {"workbook": "Sales Overview", "project": "Finance"},
-//	    {"datasource": "Orders"},
+//	    {"datasource": "Orders", "incremental": true},
 //	    {"workbook_id": "9f1c..."},
 //	    {"datasource_id": "3b7e..."}],
-//	  "456": {"targets": [...], "exclude": [{"workbook": "Scratch"}]}},
-//	 "exclude": [{"datasource": "Sandbox extract"}]}
+//	  "456": {"targets": [...], "exclude": [{"workbook": "Scratch"}],
+//	          "lineage": {"incremental": false}}},
+//	 "exclude": [{"datasource": "Sandbox extract"}],
+//	 "lineage": {"incremental": true}}
 //
 // With lineage on, the map's targets are refreshed on top of what lineage
 // finds, and its exclusions (global, and per job in the object form) keep
 // content from being refreshed whichever way it was found.
+//
+// "incremental": true on an entry asks for an incremental refresh of its
+// extract (REST API 3.25 and later). "lineage": {"incremental": true}, at
+// the top or for one job, asks for one of the content lineage finds when
+// every relation of the run it reads was built incrementally.
 package refreshmap
 
 import (
@@ -46,6 +53,9 @@ type Target struct {
 	ID      string `json:"id,omitempty"`
 	Name    string `json:"name,omitempty"`
 	Project string `json:"project,omitempty"`
+	// Incremental asks for an incremental refresh rather than a full one.
+	// It is not part of Key: the same content is one target either way.
+	Incremental bool `json:"incremental,omitempty"`
 }
 
 // Key identifies the target in idempotency records. It is stable across
@@ -80,6 +90,10 @@ type Map struct {
 	jobs    map[string][]Target
 	exclude map[string][]Target // per job
 	global  []Target            // excluded for every job
+	// lineageIncremental is "lineage": {"incremental": ...}, at the top and
+	// per job (which wins).
+	lineageIncremental    bool
+	jobLineageIncremental map[string]bool
 }
 
 // Empty is a map with no targets and no exclusions: lineage alone decides.
@@ -115,6 +129,40 @@ func (t Target) Names(o Target) bool {
 	return o.Name != "" && t.Name == o.Name && (t.Project == "" || t.Project == o.Project)
 }
 
+// LineageIncremental reports whether content lineage finds for jobID is
+// refreshed incrementally when the run built what it reads incrementally:
+// the job's "lineage": {"incremental": ...}, else the map's.
+func (m *Map) LineageIncremental(jobID string) bool {
+	if m == nil {
+		return false
+	}
+	if on, ok := m.jobLineageIncremental[jobID]; ok {
+		return on
+	}
+	return m.lineageIncremental
+}
+
+// Incremental counts the entries that ask for an incremental refresh, and
+// reports whether lineage asks for them anywhere, for the configuration
+// check.
+func (m *Map) Incremental() (entries int, lineage bool) {
+	if m == nil {
+		return 0, false
+	}
+	for _, ts := range m.jobs {
+		for _, t := range ts {
+			if t.Incremental {
+				entries++
+			}
+		}
+	}
+	lineage = m.lineageIncremental
+	for _, on := range m.jobLineageIncremental {
+		lineage = lineage || on
+	}
+	return entries, lineage
+}
+
 // Targets returns the targets mapped to a dbt job id, or nil.
 func (m *Map) Targets(jobID string) []Target {
 	if m == nil {
@@ -134,6 +182,9 @@ func (m *Map) String() string {
 		excluded += len(x)
 	}
 	s := plural(len(jobs), "dbt job") + ", " + plural(targets, "target")
+	if entries, _ := m.Incremental(); entries > 0 {
+		s += fmt.Sprintf(" (%d incremental)", entries)
+	}
 	if excluded > 0 {
 		s += ", " + plural(excluded, "exclusion")
 	}
@@ -168,14 +219,20 @@ func (m *Map) Jobs() []string {
 // "Workbook" to "workbook" and let a repeated key silently win, and either
 // would refresh something other than what the map seems to say.
 func Parse(data []byte) (*Map, error) {
-	top, err := strictObject(data, "jobs", "exclude")
+	top, err := strictObject(data, "jobs", "exclude", "lineage")
 	if err != nil {
 		return nil, fmt.Errorf("refresh map: want a JSON object of the form {\"jobs\": {...}, \"exclude\": [...]}: %w", err)
 	}
 	m := Empty()
 	m.exclude = map[string][]Target{}
+	m.jobLineageIncremental = map[string]bool{}
 	if raw, ok := top["exclude"]; ok {
-		if m.global, err = parseList(raw, "exclude", true); err != nil {
+		if m.global, err = parseList(raw, "exclude", true, true); err != nil {
+			return nil, err
+		}
+	}
+	if raw, ok := top["lineage"]; ok {
+		if m.lineageIncremental, err = parseLineage(raw, "lineage"); err != nil {
 			return nil, err
 		}
 	}
@@ -201,35 +258,59 @@ func Parse(data []byte) (*Map, error) {
 		raw := jobs[jobID]
 		if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
 			// The object form: targets and exclusions of one job.
-			obj, err := strictObject(raw, "targets", "exclude")
+			obj, err := strictObject(raw, "targets", "exclude", "lineage")
 			if err != nil {
 				return nil, fmt.Errorf(`refresh map: %s: must be a list of targets, or {"targets": [...], "exclude": [...]}: %w`, where, err)
 			}
+			if rl, ok := obj["lineage"]; ok {
+				on, err := parseLineage(rl, where+".lineage")
+				if err != nil {
+					return nil, err
+				}
+				m.jobLineageIncremental[jobID] = on
+			}
 			if rt, ok := obj["targets"]; ok {
-				if m.jobs[jobID], err = parseList(rt, where+".targets", true); err != nil {
+				if m.jobs[jobID], err = parseList(rt, where+".targets", true, false); err != nil {
 					return nil, err
 				}
 			}
 			if rx, ok := obj["exclude"]; ok {
-				if m.exclude[jobID], err = parseList(rx, where+".exclude", true); err != nil {
+				if m.exclude[jobID], err = parseList(rx, where+".exclude", true, true); err != nil {
 					return nil, err
 				}
 			}
-			if len(m.jobs[jobID]) == 0 && len(m.exclude[jobID]) == 0 {
+			if _, hasLineage := obj["lineage"]; len(m.jobs[jobID]) == 0 && len(m.exclude[jobID]) == 0 && !hasLineage {
 				return nil, fmt.Errorf("refresh map: %s: neither targets nor exclusions", where)
 			}
 			continue
 		}
-		if m.jobs[jobID], err = parseList(raw, where, false); err != nil {
+		if m.jobs[jobID], err = parseList(raw, where, false, false); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
+// parseLineage reads {"incremental": true|false}.
+func parseLineage(raw json.RawMessage, where string) (bool, error) {
+	obj, err := strictObject(raw, "incremental")
+	if err != nil {
+		return false, fmt.Errorf(`refresh map: %s: want {"incremental": true} or {"incremental": false}: %w`, where, err)
+	}
+	v, ok := obj["incremental"]
+	if !ok {
+		return false, fmt.Errorf(`refresh map: %s: want {"incremental": true} or {"incremental": false}`, where)
+	}
+	var on bool
+	if err := json.Unmarshal(v, &on); err != nil {
+		return false, fmt.Errorf("refresh map: %s.incremental must be true or false", where)
+	}
+	return on, nil
+}
+
 // parseList reads a list of entries at where; an empty list is an error
-// unless mayBeEmpty.
-func parseList(raw json.RawMessage, where string, mayBeEmpty bool) ([]Target, error) {
+// unless mayBeEmpty. Exclusions name content and ask for no refresh.
+func parseList(raw json.RawMessage, where string, mayBeEmpty, exclusions bool) ([]Target, error) {
 	var entries []json.RawMessage
 	if err := json.Unmarshal(raw, &entries); err != nil || entries == nil {
 		return nil, fmt.Errorf("refresh map: %s: must be a list of targets", where)
@@ -244,6 +325,9 @@ func parseList(raw json.RawMessage, where string, mayBeEmpty bool) ([]Target, er
 		t, err := parseEntry(raw)
 		if err != nil {
 			return nil, fmt.Errorf("refresh map: %s: %w", at, err)
+		}
+		if t.Incremental && exclusions {
+			return nil, fmt.Errorf("refresh map: %s: incremental applies to targets, not exclusions", at)
 		}
 		if j, dup := seen[t.Key()]; dup {
 			return nil, fmt.Errorf("refresh map: %s: same target as %s[%d]", at, where, j)
@@ -269,16 +353,23 @@ func isJobID(s string) bool {
 	return true
 }
 
-var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project"}
+var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project", "incremental"}
 
 func parseEntry(raw json.RawMessage) (Target, error) {
 	obj, err := strictObject(raw, entryKeys...)
 	if err != nil {
-		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project): %w", err)
+		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project, incremental): %w", err)
 	}
 	fields := make(map[string]string, len(obj))
+	var incremental bool
 	for k, v := range obj {
 		if string(v) == "null" {
+			continue
+		}
+		if k == "incremental" {
+			if err := json.Unmarshal(v, &incremental); err != nil {
+				return Target{}, errors.New("incremental must be true or false")
+			}
 			continue
 		}
 		var s string
@@ -326,6 +417,7 @@ func parseEntry(raw json.RawMessage) (Target, error) {
 		}
 		t.Project = p
 	}
+	t.Incremental = incremental
 	return t, nil
 }
 

@@ -70,6 +70,14 @@ func TestParseErrors(t *testing.T) {
 		{"empty project", `{"jobs":{"1":[{"workbook":"A","project":""}]}}`, `project is empty`},
 		{"number name", `{"jobs":{"1":[{"workbook":5}]}}`, `jobs["1"][0]: workbook must be a string`},
 		{"duplicate target", `{"jobs":{"1":[{"workbook":"A","project":"P"},{"datasource":"B"},{"workbook":"A","project":"P"}]}}`, `jobs["1"][2]: same target as jobs["1"][0]`},
+		{"incremental twice over", `{"jobs":{"1":[{"datasource":"B"},{"datasource":"B","incremental":true}]}}`, `jobs["1"][1]: same target as jobs["1"][0]`},
+		{"incremental not a boolean", `{"jobs":{"1":[{"datasource":"B","incremental":"yes"}]}}`, `jobs["1"][0]: incremental must be true or false`},
+		{"incremental exclusion", `{"jobs":{"1":[{"datasource":"B"}]},"exclude":[{"datasource":"C","incremental":true}]}`, `exclude[0]: incremental applies to targets, not exclusions`},
+		{"incremental job exclusion", `{"jobs":{"1":{"exclude":[{"workbook":"C","incremental":true}]}}}`, `jobs["1"].exclude[0]: incremental applies to targets`},
+		{"lineage not an object", `{"jobs":{"1":[{"workbook":"A"}]},"lineage":true}`, `lineage: want {"incremental": true}`},
+		{"lineage unknown key", `{"jobs":{"1":[{"workbook":"A"}]},"lineage":{"incremental":true,"full":false}}`, `unknown key "full"`},
+		{"lineage without incremental", `{"jobs":{"1":[{"workbook":"A"}]},"lineage":{}}`, `lineage: want {"incremental": true}`},
+		{"lineage incremental not a boolean", `{"jobs":{"1":{"lineage":{"incremental":1}}}}`, `jobs["1"].lineage.incremental must be true or false`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,5 +209,59 @@ func TestExclusions(t *testing.T) {
 	}
 	if m, err := Load(func(string) string { return "" }); !errors.Is(err, ErrNotSet) || m == nil || len(m.Jobs()) != 0 {
 		t.Errorf("Load with nothing set = %v, %v; want an empty map and ErrNotSet", m, err)
+	}
+}
+
+// TestIncremental: entries ask for incremental refreshes one by one, and
+// lineage's content for the map or for one job; the key is the same either
+// way, so an entry's records do not change with the flag.
+func TestIncremental(t *testing.T) {
+	m, err := Parse([]byte(`{"jobs": {
+		"1": [{"datasource": "Orders", "incremental": true}, {"workbook": "Sales", "incremental": false}, {"workbook_id": "w-1"}],
+		"2": {"targets": [{"datasource_id": "d-1", "incremental": true}], "lineage": {"incremental": false}},
+		"3": {"lineage": {"incremental": true}}},
+		"lineage": {"incremental": true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		job     string
+		entries []bool
+		lineage bool
+	}{
+		{"1", []bool{true, false, false}, true},
+		{"2", []bool{true}, false},
+		{"3", nil, true},
+		{"4", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run("job "+tt.job, func(t *testing.T) {
+			ts := m.Targets(tt.job)
+			if len(ts) != len(tt.entries) {
+				t.Fatalf("targets = %+v", ts)
+			}
+			for i, want := range tt.entries {
+				if ts[i].Incremental != want {
+					t.Errorf("entry %d: incremental = %t, want %t", i, ts[i].Incremental, want)
+				}
+			}
+			if got := m.LineageIncremental(tt.job); got != tt.lineage {
+				t.Errorf("LineageIncremental = %t, want %t", got, tt.lineage)
+			}
+		})
+	}
+	full, incr := Target{Kind: Datasource, Name: "Orders"}, Target{Kind: Datasource, Name: "Orders", Incremental: true}
+	if full.Key() != incr.Key() || !full.Names(incr) || !incr.Names(full) {
+		t.Error("the incremental flag changes what a target names")
+	}
+	if n, lineage := m.Incremental(); n != 2 || !lineage {
+		t.Errorf("Incremental() = %d, %t", n, lineage)
+	}
+	if got := m.String(); got != "2 dbt jobs, 4 targets (2 incremental)" {
+		t.Errorf("String() = %q", got)
+	}
+	plain, _ := Parse([]byte(`{"jobs":{"1":[{"workbook":"A"}]},"lineage":{"incremental":false}}`))
+	if n, lineage := plain.Incremental(); n != 0 || lineage || plain.String() != "1 dbt job, 1 target" {
+		t.Errorf("plain map: Incremental() = %d, %t; %q", n, lineage, plain)
 	}
 }

@@ -535,6 +535,9 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 		return res
 	}
 	ran := refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID}
+	if run.FinishedAt != nil {
+		ran.FinishedAt = run.FinishedAt.Time
+	}
 	plan := s.cfg.Planner.Plan(ctx, ran)
 	hold := s.cfg.Now().Add(time.Minute)
 	if d, ok := s.cfg.Deadline(ctx); ok {

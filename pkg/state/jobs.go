@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-// TableauJob is a refresh job we queued and have not seen finish.
+// TableauJob is a refresh job followed for a (dbt run, target) until it
+// finishes: one the bridge queued, or one Tableau already had that the
+// target rides on. A target has one open job at a time.
 type TableauJob struct {
 	JobID      string
 	Run        Key // the dbt run and target it refreshes
@@ -15,6 +17,34 @@ type TableauJob struct {
 	ItemKind   string // "workbook" or "datasource"
 	ItemID     string
 	QueuedAt   time.Time
+	// Outcome is the target's outcome, recorded with the job:
+	// OutcomeRefreshed (the default) for a refresh the bridge queued,
+	// OutcomeAlreadyQueued for a refresh Tableau already had (409093) that
+	// the target rides on. JobID is empty when that refresh could not be
+	// found.
+	Outcome Outcome
+	// Requeue says one more refresh of the item is due once this job ends
+	// (it started before the dbt run finished, or could not be found): at
+	// most one per (run, target), recorded by RequeueJob.
+	Requeue bool
+	// Incremental says the target asked for an incremental refresh, so the
+	// one more refresh is one too.
+	Incremental bool
+	// RunFinishedAt is when the dbt run finished, against which a job found
+	// later is judged.
+	RunFinishedAt time.Time
+	// RodeOn is set on the one more refresh: the job the target rode on
+	// before it and how that ended, e.g. "job 1234 (failed)", or "a job
+	// that could not be found".
+	RodeOn string
+}
+
+// outcome is j's outcome on its record.
+func (j TableauJob) outcome() Outcome {
+	if j.Outcome == "" {
+		return OutcomeRefreshed
+	}
+	return j.Outcome
 }
 
 // TargetSummary is one target of a dbt run as it ended.
@@ -25,14 +55,26 @@ type TargetSummary struct {
 	RefreshState Outcome
 	Notes        string
 	FinishedAt   time.Time
+	// RodeOn is the refresh Tableau already had that the target rode on
+	// before one more refresh was queued for it (TableauJob.RodeOn).
+	RodeOn string
 }
 
 // TableauJobs records open refresh jobs and how they ended.
 type TableauJobs interface {
-	// CompleteJob is Idempotency.Complete with OutcomeRefreshed that also
-	// opens the job, in one write: the job to follow costs no request of
-	// its own on the hot path. It fails with ErrNotHeld as Complete does.
+	// CompleteJob is Idempotency.Complete with j's outcome (OutcomeRefreshed
+	// unless set) that also opens the job, in one write: the job to follow
+	// costs no request of its own on the hot path. It fails with
+	// ErrNotHeld as Complete does.
 	CompleteJob(ctx context.Context, owner string, j TableauJob) error
+	// RequeueJob replaces prev — open on its record, with one more refresh
+	// due — by next, the one more refresh (or the refresh it found Tableau
+	// already had), in one conditional write that keeps the target's
+	// outcome and records next.RodeOn. It reports whether this call did
+	// it, so that of two sources seeing prev end only one records the
+	// refresh; next.Requeue is not honoured: one more is the most a target
+	// gets.
+	RequeueJob(ctx context.Context, prev, next TableauJob) (bool, error)
 	// OpenJobs lists the open jobs, oldest first.
 	OpenJobs(ctx context.Context) ([]TableauJob, error)
 	// CloseJob removes an open job and writes its end on the run's target
@@ -54,13 +96,30 @@ var _ TableauJobs = (*Memory)(nil)
 func (m *Memory) CompleteJob(_ context.Context, owner string, j TableauJob) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	done, err := m.complete(j.Run, owner, OutcomeRefreshed, j.JobID)
+	done, err := m.complete(j.Run, owner, j.outcome(), j.JobID)
 	if err != nil || !done {
 		return err // a repeat leaves the job as it is, closed or not
 	}
-	m.jobs[j.JobID] = j
-	m.allJobs[j.JobID] = j
+	m.jobs[j.Run] = j
+	m.allJobs[j.Run] = j
 	return nil
+}
+
+// RequeueJob implements TableauJobs.
+func (m *Memory) RequeueJob(_ context.Context, prev, next TableauJob) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, open := m.jobs[prev.Run]
+	if !open || cur.JobID != prev.JobID || !cur.Requeue {
+		return false, nil
+	}
+	r := m.records[prev.Run]
+	next.Run, next.Outcome, next.Requeue = prev.Run, r.Outcome, false
+	r.JobID, r.UpdatedAt = next.JobID, m.now()
+	m.records[prev.Run] = r
+	m.jobs[prev.Run] = next
+	m.allJobs[prev.Run] = next
+	return true, nil
 }
 
 // LatestJob implements TableauJobs.
@@ -76,7 +135,8 @@ func (m *Memory) LatestJob(_ context.Context, itemID string) (*TableauJob, Outco
 	if latest == nil {
 		return nil, "", nil
 	}
-	return latest, m.closed[latest.JobID], nil
+	end := m.ends[latest.Run]
+	return latest, end.RefreshState, nil
 }
 
 // OpenJobs implements TableauJobs.
@@ -95,12 +155,11 @@ func (m *Memory) OpenJobs(context.Context) ([]TableauJob, error) {
 func (m *Memory) CloseJob(_ context.Context, j TableauJob, st Outcome, notes string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, open := m.jobs[j.JobID]; !open {
+	if cur, open := m.jobs[j.Run]; !open || cur.JobID != j.JobID {
 		return false, nil
 	}
-	delete(m.jobs, j.JobID)
-	m.closed[j.JobID] = st
-	m.ends[j.Run] = TargetSummary{RefreshState: st, Notes: notes, FinishedAt: m.now()}
+	delete(m.jobs, j.Run)
+	m.ends[j.Run] = TargetSummary{RefreshState: st, Notes: notes, FinishedAt: m.now(), RodeOn: m.allJobs[j.Run].RodeOn}
 	return true, nil
 }
 
@@ -115,6 +174,7 @@ func (m *Memory) RunSummary(_ context.Context, runID string) ([]TargetSummary, e
 		}
 		s := m.ends[k]
 		s.Record = r
+		s.RodeOn = m.allJobs[k].RodeOn
 		out = append(out, s)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Target < out[b].Target })

@@ -14,9 +14,8 @@ type Memory struct {
 	now     func() time.Time
 	records map[Key]Record
 	runs    map[string]ScheduledRun
-	jobs    map[string]TableauJob // open
-	allJobs map[string]TableauJob
-	closed  map[string]Outcome // job id -> how it ended
+	jobs    map[Key]TableauJob // open, by (run, target)
+	allJobs map[Key]TableauJob // the latest of each (run, target)
 	ends    map[Key]TargetSummary
 	outbox  map[string]Notification
 	lineage map[int64]map[string]map[LineageContent]bool // generation -> table -> content
@@ -36,7 +35,7 @@ func WithClock(now func() time.Time) Option { return func(m *Memory) { m.now = n
 func NewMemory(opts ...Option) *Memory {
 	m := &Memory{
 		now: time.Now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
-		jobs: make(map[string]TableauJob), allJobs: make(map[string]TableauJob), closed: make(map[string]Outcome), ends: make(map[Key]TargetSummary),
+		jobs: make(map[Key]TableauJob), allJobs: make(map[Key]TableauJob), ends: make(map[Key]TargetSummary),
 		outbox: make(map[string]Notification), lineage: make(map[int64]map[string]map[LineageContent]bool),
 	}
 	for _, opt := range opts {

@@ -15,13 +15,30 @@ import (
 	"time"
 )
 
-// Connected-app scopes this package's calls need. Scope names are from
-// https://help.tableau.com/current/online/en-us/connected_apps_scopes.htm.
+// Connected-app scopes this package's calls need. Names are from Tableau's scope list and its REST reference ("JWT
+// Access Scope"), https://help.tableau.com/current/online/en-us/connected_apps_scopes.htm,
+// and the clients that use them (Dagster's and Tableau's MCP server).
 const (
-	ScopeContentRead = "tableau:content:read" // find workbooks and data sources
-	ScopeTasksRun    = "tableau:tasks:run"    // Update Workbook Now / Update Data Source Now
-	ScopeJobsRead    = "tableau:jobs:read"    // Query Job
-	ScopeJobsUpdate  = "tableau:jobs:update"  // Cancel Job
+	// ScopeContentRead: find and read workbooks and data sources (Query
+	// Workbooks, Query Data Sources, Get Workbook, Query Data Source), and
+	// the Metadata API (lineage).
+	ScopeContentRead = "tableau:content:read"
+	// ScopeTasksRun: Update Workbook Now, Update Data Source Now.
+	ScopeTasksRun = "tableau:tasks:run"
+	// ScopeJobsRead: Query Job (with a JWT from REST API 3.25) and Query
+	// Jobs (from 3.27).
+	ScopeJobsRead = "tableau:jobs:read"
+	// ScopeJobsUpdate: Cancel Job.
+	ScopeJobsUpdate = "tableau:jobs:update"
+	// Webhook management, named by Tableau's tableau:<resource>:<action>
+	// pattern: these four could not be confirmed in Tableau's published
+	// material, so a JWT without them is refused by the simulator alone
+	// and the README says so. Webhooks are set up once, by a site
+	// administrator, usually with a PAT.
+	ScopeWebhooksCreate = "tableau:webhooks:create"
+	ScopeWebhooksRead   = "tableau:webhooks:read"
+	ScopeWebhooksUpdate = "tableau:webhooks:update"
+	ScopeWebhooksDelete = "tableau:webhooks:delete"
 )
 
 // jwtLifetime is how far ahead the JWT's exp lies. Tableau rejects more than
@@ -30,12 +47,20 @@ const (
 const jwtLifetime = 5 * time.Minute
 
 // DefaultScopes returns the scopes a connected-app JWT carries when
-// ConnectedApp.Scopes is empty: enough to find content, start refreshes and
-// follow their jobs. Webhook management is a site-administrator task done
-// once at setup, usually with a PAT; a connected app that must do it needs
-// the webhook scopes listed in its Scopes explicitly.
+// ConnectedApp.Scopes is empty: the least the bridge's functions need — find
+// content and read lineage, start refreshes, follow their jobs and find the
+// job a refresh that was already queued rides on. Webhook management is a
+// site-administrator task done once at setup, usually with a PAT; a
+// connected app that must do it needs the webhook scopes listed in its
+// Scopes explicitly.
 func DefaultScopes() []string {
 	return []string{ScopeContentRead, ScopeTasksRun, ScopeJobsRead}
+}
+
+// WebhookScopes returns the scopes managing webhooks takes (list, create,
+// test, update, delete), for a connected app that does it.
+func WebhookScopes() []string {
+	return []string{ScopeWebhooksRead, ScopeWebhooksCreate, ScopeWebhooksUpdate, ScopeWebhooksDelete}
 }
 
 // ConnectedApp holds the direct-trust connected app settings used to sign
@@ -164,8 +189,11 @@ func (p *patCredentials) signInBody(site string, _ time.Time) (any, error) {
 
 type jwtCredentials struct{ app ConnectedApp }
 
+// identity includes the scopes: a session opened for one set of scopes is
+// no use to a Client that needs another (the webhooks CLI and the
+// functions share a session store).
 func (j *jwtCredentials) identity() string {
-	return "connected-app=" + j.app.ClientID + "/" + j.app.Username
+	return "connected-app=" + j.app.ClientID + "/" + j.app.Username + "/" + strings.Join(j.app.Scopes, ",")
 }
 func (j *jwtCredentials) kind() string { return "connected app" }
 func (j *jwtCredentials) describe() string {

@@ -105,7 +105,7 @@ func TestOptionsAccepted(t *testing.T) {
 	if hc.CheckRedirect != nil {
 		t.Error("caller's http.Client was modified")
 	}
-	if got := c.SessionKey(); got != "tableau-session|https://tableau.example.com||connected-app=c/u" {
+	if got := c.SessionKey(); got != "tableau-session|https://tableau.example.com||connected-app=c/u/tableau:content:read,tableau:tasks:run,tableau:jobs:read" {
 		t.Errorf("SessionKey = %q", got)
 	}
 }

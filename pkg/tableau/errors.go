@@ -63,7 +63,37 @@ var (
 	ErrJobFailed = errors.New("tableau: job failed")
 	// ErrJobCancelled matches a *JobError for a job that was cancelled.
 	ErrJobCancelled = errors.New("tableau: job cancelled")
+	// ErrScope matches *ScopeError: a connected app's JWT lacks the scope a
+	// call needs.
+	ErrScope = errors.New("tableau: connected app lacks a scope")
 )
+
+// ScopeError is a call Tableau refused to a connected app's session with
+// 401002 even right after a fresh sign-in: its answer when the JWT's scp
+// claim lacks the scope the method needs (or the method takes no JWT at
+// the server's API version). No retry fixes it; the connected app's scopes
+// (ConnectedApp.Scopes) must.
+//
+// See https://help.tableau.com/current/online/en-us/connected_apps_scopes.htm.
+type ScopeError struct {
+	Need    string   // the scope the call needs as this package knows it; "" when unknown
+	Granted []string // the scopes the JWT carried
+	Err     error    // Tableau's reply
+}
+
+func (e *ScopeError) Error() string {
+	need := "the scope this call needs"
+	if e.Need != "" {
+		need = e.Need
+	}
+	return fmt.Sprintf("tableau: the connected app's JWT lacks %s (it carries %s): %v", need, strings.Join(e.Granted, ", "), e.Err)
+}
+
+// Unwrap returns Tableau's reply.
+func (e *ScopeError) Unwrap() error { return e.Err }
+
+// Is matches ErrScope.
+func (e *ScopeError) Is(target error) bool { return target == ErrScope }
 
 // SignInError is a failed sign-in. Credentials names what was used (e.g.
 // personal access token "refresh-bot"), never a secret, so that the person
@@ -281,7 +311,7 @@ func (e *storeError) Unwrap() error { return e.err }
 // The webhook Lambda uses it to choose between a 5xx reply (dbt Cloud will
 // deliver again) and a 200 that lists the failure.
 func Retryable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, ErrScope) {
 		return false
 	}
 	var me *MetadataError

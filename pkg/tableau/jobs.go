@@ -117,7 +117,7 @@ func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
 	var reply struct {
 		Job *jobWire `json:"job"`
 	}
-	r := &request{method: http.MethodGet, sitePath: "jobs/" + url.PathEscape(id), auth: true, out: &reply}
+	r := &request{method: http.MethodGet, sitePath: "jobs/" + url.PathEscape(id), auth: true, out: &reply, scope: ScopeJobsRead}
 	if err := c.send(ctx, r); err != nil {
 		return nil, fmt.Errorf("get job %s: %w", id, err)
 	}
@@ -135,7 +135,7 @@ func (c *Client) CancelJob(ctx context.Context, id string) error {
 		return err
 	}
 	// Cancelling twice leaves the job cancelled, so retries are harmless.
-	r := &request{method: http.MethodPut, sitePath: "jobs/" + url.PathEscape(id), auth: true}
+	r := &request{method: http.MethodPut, sitePath: "jobs/" + url.PathEscape(id), auth: true, scope: ScopeJobsUpdate}
 	if err := c.send(ctx, r); err != nil {
 		return fmt.Errorf("cancel job %s: %w", id, err)
 	}

@@ -3,6 +3,7 @@ package tableau
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -272,5 +273,96 @@ func TestFinishCodeString(t *testing.T) {
 		if got := code.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(code), got, want)
 		}
+	}
+}
+
+// TestListJobsWire: Query Jobs' request carries only Tableau's documented
+// filters, and its reply is read in the forms Tableau's JSON takes (one
+// job as a lone object, numbers as strings, no list when nothing matched).
+func TestListJobsWire(t *testing.T) {
+	since := time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		opts       JobListOptions
+		wantFilter string
+		body       string
+		wantIDs    []string
+	}{
+		{"one job as an object", JobListOptions{JobTypes: []string{JobTypeRefreshExtracts, JobTypeIncrementExtracts}, Title: "Orders", Since: since},
+			"jobType:in:[refresh_extracts,increment_extracts],title:eq:Orders,createdAt:gte:2026-11-30T05:00:00Z",
+			`{"pagination":{"pageNumber":"1","pageSize":"100","totalAvailable":"1"},"backgroundJobs":{"backgroundJob":{"id":"j-1","status":"InProgress","jobType":"refresh_extracts","title":"Orders","priority":"50","createdAt":"2026-11-30T05:10:00Z","startedAt":"2026-11-30T05:11:00Z"}}}`,
+			[]string{"j-1"}},
+		{"a list, newest first", JobListOptions{Status: JobStatusPending},
+			"status:eq:Pending",
+			`{"pagination":{"pageNumber":1,"pageSize":100,"totalAvailable":2},"backgroundJobs":{"backgroundJob":[{"id":"old","status":"Pending","createdAt":"2026-11-30T05:00:00Z"},{"id":"new","status":"Pending","createdAt":"2026-11-30T06:00:00Z"}]}}`,
+			[]string{"new", "old"}},
+		{"nothing matched", JobListOptions{JobTypes: []string{JobTypeIncrementExtracts}},
+			"jobType:eq:increment_extracts",
+			`{"pagination":{"pageNumber":"1","pageSize":"100","totalAvailable":"0"},"backgroundJobs":{}}`, nil},
+		{"a title with a comma is matched here", JobListOptions{Title: "Sales, Q3"},
+			"",
+			`{"pagination":{"totalAvailable":"2"},"backgroundJobs":{"backgroundJob":[{"id":"a","title":"Sales, Q3"},{"id":"b","title":"Sales"}]}}`,
+			[]string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := setup(t)
+			env.handleSignIn(t)
+			env.mux.HandleFunc("GET "+sitePrefix+"/jobs", func(w http.ResponseWriter, r *http.Request) {
+				checkRequest(t, r, http.MethodGet, "tok-1")
+				if got := r.URL.Query().Get("filter"); got != tt.wantFilter {
+					t.Errorf("filter %q, want %q", got, tt.wantFilter)
+				}
+				writeJSON(w, http.StatusOK, tt.body)
+			})
+			jobs, err := env.client.ListJobs(context.Background(), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, j := range jobs {
+				ids = append(ids, j.ID)
+			}
+			if strings.Join(ids, ",") != strings.Join(tt.wantIDs, ",") {
+				t.Errorf("ids %v, want %v", ids, tt.wantIDs)
+			}
+			if tt.name == "one job as an object" && (jobs[0].Priority != 50 || jobs[0].StartedAt.IsZero() || jobs[0].Finished()) {
+				t.Errorf("job = %+v", jobs[0])
+			}
+		})
+	}
+}
+
+// TestRefreshBody: a full refresh sends {} on every version; an incremental
+// one {"extractRefresh":{"incremental":true}} from 3.25.
+func TestRefreshBody(t *testing.T) {
+	tests := []struct {
+		version     string
+		incremental bool
+		want        string
+	}{
+		{"3.23", false, `{}`},
+		{"3.23", true, `{}`},
+		{"3.25", false, `{}`},
+		{"3.25", true, `{"extractRefresh":{"incremental":true}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version+map[bool]string{true: " incremental", false: " full"}[tt.incremental], func(t *testing.T) {
+			env := setup(t, WithAPIVersion(tt.version))
+			prefix := "/api/" + tt.version
+			env.mux.HandleFunc("POST "+prefix+"/auth/signin", func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, http.StatusOK, `{"credentials":{"site":{"id":"site-luid"},"user":{"id":"u"},"token":"tok-1"}}`)
+			})
+			env.mux.HandleFunc("POST "+prefix+"/sites/site-luid/datasources/ds-1/refresh", func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if string(b) != tt.want {
+					t.Errorf("body %s, want %s", b, tt.want)
+				}
+				writeJSON(w, http.StatusAccepted, `{"job":{"id":"job-1","mode":"Asynchronous","type":"RefreshExtract"}}`)
+			})
+			if _, err := env.client.RefreshDatasource(context.Background(), "ds-1", Incremental(tt.incremental)); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

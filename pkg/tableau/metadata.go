@@ -326,7 +326,7 @@ func (c *Client) QueryMetadata(ctx context.Context, q MetadataQuery, data any) e
 func (c *Client) postMetadata(ctx context.Context, body any) (*rawReply, error) {
 	newRequest := func() *request {
 		return &request{method: http.MethodPost, version: "metadata", path: "graphql", body: body,
-			auth: true, mode: retryIdempotent, out: &rawReply{}}
+			auth: true, mode: retryIdempotent, out: &rawReply{}, scope: ScopeContentRead}
 	}
 	r := newRequest()
 	err := c.send(ctx, r)

@@ -44,6 +44,9 @@ type request struct {
 	out      any  // decode target for a 2xx reply; nil discards the body
 	secret   bool // reply may hold a token: never quote it in errors
 	version  string
+	// scope is the connected-app scope the call needs (Scope...), named
+	// when Tableau refuses a JWT session for want of it.
+	scope string
 }
 
 // send runs r with a session when it needs one and, when Tableau says the
@@ -75,7 +78,17 @@ func (c *Client) send(ctx context.Context, r *request) error {
 		return err
 	}
 	// Once only: a second 401 is returned as it is, never looped on.
-	return c.exchange(ctx, r, sess)
+	err = c.exchange(ctx, r, sess)
+	if errors.As(err, &te) && te.sessionEnded() {
+		if cr, _ := c.auth(); cr != nil {
+			if j, ok := cr.(*jwtCredentials); ok {
+				// A session a connected app has just opened is refused: Tableau's
+				// answer to a JWT without the scope the method needs.
+				return &ScopeError{Need: r.scope, Granted: append([]string(nil), j.app.Scopes...), Err: err}
+			}
+		}
+	}
+	return err
 }
 
 // endpoint builds the URL of r. Paths are assembled already escaped (ids

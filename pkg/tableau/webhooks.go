@@ -220,7 +220,7 @@ func (c *Client) CreateWebhook(ctx context.Context, w *Webhook) (*Webhook, error
 	var reply struct {
 		Webhook *Webhook `json:"webhook"`
 	}
-	r := &request{method: http.MethodPost, sitePath: "webhooks", auth: true, mode: retryUnacted,
+	r := &request{method: http.MethodPost, sitePath: "webhooks", auth: true, mode: retryUnacted, scope: ScopeWebhooksCreate,
 		body: struct {
 			Webhook *Webhook `json:"webhook"`
 		}{w.writable()}, out: &reply}
@@ -274,7 +274,7 @@ func (c *Client) Webhook(ctx context.Context, id string) (*Webhook, error) {
 	var reply struct {
 		Webhook *Webhook `json:"webhook"`
 	}
-	r := &request{method: http.MethodGet, sitePath: "webhooks/" + url.PathEscape(id), auth: true, out: &reply}
+	r := &request{method: http.MethodGet, sitePath: "webhooks/" + url.PathEscape(id), auth: true, out: &reply, scope: ScopeWebhooksRead}
 	if err := c.send(ctx, r); err != nil {
 		return nil, fmt.Errorf("get webhook %s: %w", id, err)
 	}
@@ -310,7 +310,7 @@ func (c *Client) TestWebhook(ctx context.Context, id string) (*WebhookTestResult
 			Body   flexText `json:"body"`
 		} `json:"webhookTestResult"`
 	}
-	r := &request{method: http.MethodGet, sitePath: "webhooks/" + url.PathEscape(id) + "/test", auth: true, out: &reply}
+	r := &request{method: http.MethodGet, sitePath: "webhooks/" + url.PathEscape(id) + "/test", auth: true, out: &reply, scope: ScopeWebhooksRead}
 	if err := c.send(ctx, r); err != nil {
 		return nil, fmt.Errorf("test webhook %s: %w", id, err)
 	}
@@ -337,7 +337,7 @@ func (c *Client) UpdateWebhook(ctx context.Context, id string, w *Webhook) (*Web
 	var reply struct {
 		Webhook *Webhook `json:"webhook"`
 	}
-	r := &request{method: http.MethodPut, sitePath: "webhooks/" + url.PathEscape(id), auth: true,
+	r := &request{method: http.MethodPut, sitePath: "webhooks/" + url.PathEscape(id), auth: true, scope: ScopeWebhooksUpdate,
 		body: struct {
 			Webhook *Webhook `json:"webhook"`
 		}{w.writable()}, out: &reply}
@@ -360,7 +360,7 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	if err := c.requireVersion(ctx, "webhooks", webhookMinVersion); err != nil {
 		return err
 	}
-	r := &request{method: http.MethodDelete, sitePath: "webhooks/" + url.PathEscape(id), auth: true}
+	r := &request{method: http.MethodDelete, sitePath: "webhooks/" + url.PathEscape(id), auth: true, scope: ScopeWebhooksDelete}
 	if err := c.send(ctx, r); err != nil {
 		return fmt.Errorf("delete webhook %s: %w", id, err)
 	}

@@ -112,7 +112,7 @@ func (h *DBTHandler) handle(ctx context.Context, log *slog.Logger, req events.AP
 		log.WarnContext(ctx, "rejected webhook payload", "error", err)
 		return http.StatusBadRequest, DBTReply{Message: err.Error()}
 	}
-	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID}
+	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID, FinishedAt: runFinished(ev)}
 	log = log.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "event_id", ev.EventID)
 	reply := DBTReply{RunID: run.RunID, JobID: run.DBTJobID}
 
@@ -236,4 +236,14 @@ func (h *DBTHandler) deadline(ctx context.Context) (time.Time, context.Context, 
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	return h.o.now().Add(remaining), rctx, cancel
+}
+
+// runFinished is when the event's run finished: runFinishedAt, else the
+// event's own time, which is no earlier (a refresh that started before it
+// is then taken to have started before the run finished, the safe side).
+func runFinished(ev *dbtcloud.WebhookEvent) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, ev.Data.RunFinishedAt); err == nil {
+		return t
+	}
+	return ev.Timestamp
 }

@@ -86,11 +86,11 @@ func (f *fuzzTableau) FindDatasource(_ context.Context, name, project string) (*
 	return &tableau.Datasource{ID: "ds-" + name, Name: name, Project: tableau.Project{Name: project}}, nil
 }
 
-func (f *fuzzTableau) RefreshWorkbook(_ context.Context, id string) (*tableau.RefreshResult, error) {
+func (f *fuzzTableau) RefreshWorkbook(_ context.Context, id string, _ ...tableau.RefreshOption) (*tableau.RefreshResult, error) {
 	return f.refresh(id)
 }
 
-func (f *fuzzTableau) RefreshDatasource(_ context.Context, id string) (*tableau.RefreshResult, error) {
+func (f *fuzzTableau) RefreshDatasource(_ context.Context, id string, _ ...tableau.RefreshOption) (*tableau.RefreshResult, error) {
 	return f.refresh(id)
 }
 

@@ -109,6 +109,124 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	if sum[2].RefreshState != state.OutcomeSucceeded || sum[2].FinishedAt.IsZero() || sum[2].Target != b.Run.Target {
 		t.Errorf("summary of B = %+v", sum[2])
 	}
+	testRides(t, s, c)
+}
+
+// testRides: targets that ride on a refresh Tableau already had (409093),
+// and the one more refresh that may follow it.
+func testRides(t *testing.T, s Store, c *Clock) {
+	t.Helper()
+	ctx := context.Background()
+	finished := c.Now().Add(-time.Minute)
+	ride := func(run, target, job string) state.TableauJob {
+		t.Helper()
+		k := state.Key{RunID: run, Target: target}
+		if err := s.Begin(ctx, state.Claim{Key: k, Owner: "o", DBTJobID: "123", HoldUntil: c.Now().Add(time.Minute), Retention: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		j := state.TableauJob{JobID: job, Run: k, DBTJobID: "123", TargetName: target, ItemKind: "datasource", ItemID: "item-" + target,
+			QueuedAt: c.Now(), Outcome: state.OutcomeAlreadyQueued, Requeue: true, Incremental: true, RunFinishedAt: finished}
+		if err := s.CompleteJob(ctx, "o", j); err != nil {
+			t.Fatal(err)
+		}
+		// The owner's retry after a lost reply changes nothing.
+		if err := s.CompleteJob(ctx, "o", j); err != nil {
+			t.Fatalf("the owner's repeated CompleteJob = %v", err)
+		}
+		if r, err := s.Get(ctx, k); err != nil || r.Outcome != state.OutcomeAlreadyQueued || r.JobID != job || r.Status != state.StatusCompleted {
+			t.Fatalf("record of a ride = %+v, %v", r, err)
+		}
+		return j
+	}
+	openJob := func(k state.Key) *state.TableauJob {
+		t.Helper()
+		open, err := s.OpenJobs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range open {
+			if j.Run == k {
+				return &j
+			}
+		}
+		return nil
+	}
+
+	r := ride("88002", "datasource:name:/R", "job-r")
+	if o := openJob(r.Run); o == nil || o.JobID != "job-r" || !o.Requeue || !o.Incremental || !o.RunFinishedAt.Equal(finished) ||
+		o.Outcome != state.OutcomeAlreadyQueued || o.ItemID != r.ItemID {
+		t.Fatalf("open ride = %+v", o)
+	}
+	// Two sources see job-r end at once: one records the one more refresh.
+	next := state.TableauJob{JobID: "job-r2", DBTJobID: "123", TargetName: r.TargetName, ItemKind: r.ItemKind, ItemID: r.ItemID,
+		QueuedAt: c.Now().Add(time.Second), Incremental: true, RunFinishedAt: finished, RodeOn: "job job-r (succeeded)", Requeue: true}
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.RequeueJob(ctx, r, next)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				won.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("RequeueJob recorded %d times, want 1", won.Load())
+	}
+	o := openJob(r.Run)
+	if o == nil || o.JobID != "job-r2" || o.Requeue || o.Outcome != state.OutcomeAlreadyQueued || o.RodeOn != "job job-r (succeeded)" ||
+		!o.Incremental || !o.QueuedAt.Equal(next.QueuedAt) {
+		t.Fatalf("open after the requeue = %+v", o)
+	}
+	// One more is the most: neither the old job nor the new one requeues.
+	for _, prev := range []state.TableauJob{r, *o} {
+		if ok, err := s.RequeueJob(ctx, prev, state.TableauJob{JobID: "job-r3", QueuedAt: c.Now()}); err != nil || ok {
+			t.Fatalf("RequeueJob after %s = %v, %v", prev.JobID, ok, err)
+		}
+	}
+	if rec, err := s.Get(ctx, r.Run); err != nil || rec.JobID != "job-r2" || rec.Outcome != state.OutcomeAlreadyQueued {
+		t.Fatalf("record after the requeue = %+v, %v", rec, err)
+	}
+	if ok, err := s.CloseJob(ctx, r, state.OutcomeSucceeded, ""); err != nil || ok {
+		t.Fatalf("CloseJob of the replaced job = %v, %v", ok, err)
+	}
+	if ok, err := s.CloseJob(ctx, *o, state.OutcomeSucceeded, ""); err != nil || !ok {
+		t.Fatalf("CloseJob(r2) = %v, %v", ok, err)
+	}
+	sum, err := s.RunSummary(ctx, "88002")
+	if err != nil || len(sum) != 1 || sum[0].RodeOn != "job job-r (succeeded)" || sum[0].JobID != "job-r2" ||
+		sum[0].RefreshState != state.OutcomeSucceeded || sum[0].Outcome != state.OutcomeAlreadyQueued {
+		t.Fatalf("RunSummary of a ride = %+v, %v", sum, err)
+	}
+
+	// A ride whose job could not be found: no job id, one more refresh due.
+	u := ride("88003", "datasource:name:/U", "")
+	if o := openJob(u.Run); o == nil || o.JobID != "" || !o.Requeue {
+		t.Fatalf("open ride without a job = %+v", o)
+	}
+	if ok, err := s.RequeueJob(ctx, u, state.TableauJob{JobID: "job-u2", ItemKind: u.ItemKind, ItemID: u.ItemID, QueuedAt: c.Now(),
+		RodeOn: "a job that could not be found"}); err != nil || !ok {
+		t.Fatalf("RequeueJob of a ride without a job = %v, %v", ok, err)
+	}
+	if o := openJob(u.Run); o == nil || o.JobID != "job-u2" || o.Requeue {
+		t.Fatalf("open after that requeue = %+v", o)
+	}
+
+	// Two runs riding on one Tableau job are followed apart.
+	a := ride("88004", "datasource:name:/S", "shared")
+	b := ride("88005", "datasource:name:/S", "shared")
+	if ok, err := s.CloseJob(ctx, a, state.OutcomeFailed, "login failed"); err != nil || !ok {
+		t.Fatalf("CloseJob(a) = %v, %v", ok, err)
+	}
+	if o := openJob(b.Run); o == nil || o.JobID != "shared" {
+		t.Fatalf("closing one run's ride closed the other's: %+v", o)
+	}
 }
 
 // TestOutbox runs the Outbox contract.

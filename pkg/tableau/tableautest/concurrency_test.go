@@ -10,9 +10,10 @@ import (
 // so -race sees every shared path: sign-in, lookups, refreshes, job polling,
 // webhooks and observation.
 func TestConcurrentClients(t *testing.T) {
-	e := newEnv(t, AllowHTTPDestinations(), WithJobTimings(0, 0))
+	// 3.25: a connected app may read jobs from there on.
+	e := newEnv(t, AllowHTTPDestinations(), WithJobTimings(0, 0), WithAPIVersion("3.25"))
 	rc := newReceiver(t)
-	e.createWebhook(e.signInJWT(), "ok", "WorkbookRefreshSucceeded", rc.srv.URL)
+	e.createWebhook(e.signIn(), "ok", "WorkbookRefreshSucceeded", rc.srv.URL)
 	var books []string
 	for _, name := range []string{"A", "B", "C", "D"} {
 		books = append(books, e.srv.AddWorkbook(name, "Finance"))

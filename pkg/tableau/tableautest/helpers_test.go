@@ -175,7 +175,7 @@ func jwtParts() (header, claims map[string]any) {
 		"aud": "tableau",
 		"exp": time.Now().Add(5 * time.Minute).Unix(),
 		"jti": newLUID(),
-		"scp": []string{"tableau:content:read", "tableau:tasks:run"},
+		"scp": []string{"tableau:content:read", "tableau:tasks:run", "tableau:jobs:read"},
 	}
 	return header, claims
 }

@@ -44,6 +44,9 @@ type job struct {
 	finished time.Time
 	code     int
 	notes    string
+	// incremental: an incremental refresh (Query Jobs' jobType
+	// increment_extracts).
+	incremental bool
 	// planned outcome when the running phase ends by itself
 	planCode  int
 	planNotes string
@@ -66,6 +69,8 @@ type JobInfo struct {
 	CreatedAt   time.Time
 	StartedAt   time.Time
 	CompletedAt time.Time
+	// Incremental reports an incremental refresh.
+	Incremental bool
 }
 
 // SetJobTimings changes how long jobs created from now on stay queued and
@@ -171,6 +176,7 @@ func (j *job) info() JobInfo {
 		CreatedAt:   j.created,
 		StartedAt:   j.started,
 		CompletedAt: j.finished,
+		Incremental: j.incremental,
 	}
 }
 
@@ -185,10 +191,15 @@ func (s *Server) refreshDatasource(c *call, p []string) error {
 func (s *Server) refresh(c *call, kind, id string) error {
 	// The body is {} (or an extractRefresh element from 3.25); it still has to
 	// be well-formed.
-	if _, err := c.decode(); err != nil {
+	body, err := c.decode()
+	if err != nil {
 		return err
 	}
-	n, err := s.queueRefresh(c.sess, kind, id)
+	incremental, err := refreshKind(c, body)
+	if err != nil {
+		return err
+	}
+	n, err := s.queueRefresh(c.sess, kind, id, incremental)
 	if err != nil {
 		return err
 	}
@@ -196,7 +207,7 @@ func (s *Server) refresh(c *call, kind, id string) error {
 }
 
 // queueRefresh creates the job, or says why Tableau would refuse to.
-func (s *Server) queueRefresh(sess *session, kind, id string) (*node, error) {
+func (s *Server) queueRefresh(sess *session, kind, id string, incremental bool) (*node, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it := s.items[id]
@@ -222,15 +233,16 @@ func (s *Server) queueRefresh(sess *session, kind, id string) (*node, error) {
 
 	now := time.Now()
 	j := &job{
-		id:       newLUID(),
-		item:     it,
-		state:    jobQueued,
-		created:  now,
-		updated:  now,
-		code:     -1,
-		planCode: FinishSucceeded,
-		running:  s.cfg.running,
-		done:     make(chan struct{}),
+		id:          newLUID(),
+		item:        it,
+		state:       jobQueued,
+		created:     now,
+		updated:     now,
+		code:        -1,
+		planCode:    FinishSucceeded,
+		running:     s.cfg.running,
+		done:        make(chan struct{}),
+		incremental: incremental,
 	}
 	if notes, ok := s.failNext[id]; ok {
 		delete(s.failNext, id)
@@ -296,6 +308,9 @@ func (s *Server) finishLocked(j *job, code int, notes string) {
 }
 
 func (s *Server) getJob(c *call, p []string) error {
+	if err := jwtSince(c, jwtQueryJobVersion); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	j := s.jobs[p[0]]
 	var n *node

@@ -214,6 +214,9 @@ func (s *Server) serveMetadata(c *call) error {
 	if err != nil {
 		return err
 	}
+	if err := sessionScope(sess, scopeContentRead); err != nil {
+		return err
+	}
 	var req struct {
 		Query         *string        `json:"query"`
 		Variables     map[string]any `json:"variables"`

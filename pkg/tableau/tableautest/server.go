@@ -23,7 +23,12 @@
 //   - the Metadata API (GraphQL at /api/metadata/graphql) over a lineage model
 //     of databases, tables, published and embedded data sources, workbooks
 //     and custom SQL, with its node limit, partial results and error codes
-//     (see metadata.go and lineage.go).
+//     (see metadata.go and lineage.go);
+//   - Query Jobs with Tableau's documented filters, for administrators only,
+//     refreshes Tableau queues itself (QueueRefresh) that a later 409093
+//     refers to, and incremental refreshes from REST API 3.25 (jobquery.go);
+//   - connected-app scopes: a JWT session is refused, with Tableau's 401002,
+//     whatever its scp does not cover (scopes.go).
 //
 // Tableau's JSON renders XML attributes as strings, so numbers such as
 // pagination counts, job progress, finishCode and a webhook test's status are
@@ -419,6 +424,7 @@ var routes = []route{
 	{"GET", "sites/*/datasources", "2.0", true, (*Server).listDatasources},
 	{"GET", "sites/*/datasources/*", "2.0", true, (*Server).getDatasource},
 	{"POST", "sites/*/datasources/*/refresh", "2.8", true, (*Server).refreshDatasource},
+	{"GET", "sites/*/jobs", "2.6", true, (*Server).listJobs},
 	{"GET", "sites/*/jobs/*", "2.0", true, (*Server).getJob},
 	{"PUT", "sites/*/jobs/*", "3.1", true, (*Server).cancelJob},
 	{"GET", "sites/*/webhooks", "3.6", true, (*Server).listWebhooks},
@@ -471,6 +477,9 @@ func (s *Server) dispatch(c *call) error {
 		}
 		c.sess = sess
 		params = params[1:]
+		if err := s.checkScope(c, rt); err != nil {
+			return err
+		}
 	}
 	return rt.handle(s, c, params)
 }
