@@ -21,6 +21,8 @@ type Memory struct {
 	outbox  map[string]Notification
 	lineage map[int64]map[string]map[LineageContent]bool // generation -> table -> content
 	build   LineageBuild
+
+	deferred map[Key]deferredEntry // see Deferrals
 }
 
 var _ Idempotency = (*Memory)(nil)
@@ -38,6 +40,7 @@ func NewMemory(opts ...Option) *Memory {
 		now: time.Now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
 		jobs: make(map[string]TableauJob), allJobs: make(map[string]TableauJob), closed: make(map[string]Outcome), ends: make(map[Key]TargetSummary),
 		outbox: make(map[string]Notification), lineage: make(map[int64]map[string]map[LineageContent]bool),
+		deferred: make(map[Key]deferredEntry),
 	}
 	for _, opt := range opts {
 		opt(m)
