@@ -45,7 +45,16 @@ func deferredKey(k state.Key) map[string]types.AttributeValue {
 func (t *Table) Defer(ctx context.Context, ds []state.Deferred, retention time.Duration) error {
 	expires := n(t.now().Add(retention).Unix())
 	reqs := make([]types.WriteRequest, 0, len(ds))
-	for _, d := range ds {
+	// BatchWriteItem refuses a batch that names a key twice: the last
+	// record of a key is the one kept.
+	last := make(map[state.Key]int, len(ds))
+	for i, d := range ds {
+		last[d.Key] = i
+	}
+	for i, d := range ds {
+		if last[d.Key] != i {
+			continue
+		}
 		item := deferredKey(d.Key)
 		item[attrDeferredRun] = s(d.RunID)
 		item[attrTarget] = s(d.Target)
@@ -65,7 +74,12 @@ func (t *Table) Defer(ctx context.Context, ds []state.Deferred, retention time.D
 // Undefer implements state.Deferrals.
 func (t *Table) Undefer(ctx context.Context, keys []state.Key) error {
 	reqs := make([]types.WriteRequest, 0, len(keys))
+	seen := make(map[state.Key]bool, len(keys))
 	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: deferredKey(k)}})
 	}
 	if err := t.batchWrite(ctx, reqs); err != nil {

@@ -63,7 +63,18 @@ func TestDeferrals(t *testing.T, newStore func(t *testing.T, clock func() time.T
 			t.Fatalf("after deferring a1 again: %+v", ds)
 		}
 
-		if err := s.Undefer(ctx, []state.Key{a1.Key, b.Key, {RunID: "70009", Target: "never deferred"}}); err != nil {
+		// A key named twice in one call is one record, the last. (DynamoDB
+		// refuses a batch that names a key twice; moto_server does not
+		// check, so only the outcome is tested here.)
+		a1again := a1
+		a1again.NotBefore = time.Time{}
+		if err := s.Defer(ctx, []state.Deferred{a1, a1again}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if ds := list(t, s); len(ds) != 3 || !ds[1].NotBefore.IsZero() {
+			t.Fatalf("after deferring a1 twice in one call: %+v; want a1 once, the last record", ds)
+		}
+		if err := s.Undefer(ctx, []state.Key{a1.Key, b.Key, a1.Key, {RunID: "70009", Target: "never deferred"}}); err != nil {
 			t.Fatal(err)
 		}
 		if ds := list(t, s); len(ds) != 1 || ds[0].Key != a2.Key {
