@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -143,7 +142,7 @@ func (r *Refresher) deferOne(ctx context.Context, c *claim, t Target, wait time.
 		return
 	}
 	c.Result, c.Error, c.Retryable = state.OutcomeDeferred, reason+"; recorded for the follow-up", false
-	c.log.WarnContext(ctx, "target deferred to the follow-up", "error", cause, "retry_after", wait.String())
+	c.log.WarnContext(ctx, "target deferred to the follow-up", "error", cause, "retry_in", wait.String())
 }
 
 // remaining is the time until ctx's deadline, zero without one.
@@ -264,7 +263,8 @@ func (r *Refresher) QueueDeferred(ctx context.Context, holdUntil time.Time) (Def
 		}
 	}
 	if res.Found > 0 {
-		r.logger.InfoContext(ctx, "deferred targets", slog.Any("result", res))
+		r.logger.InfoContext(ctx, "deferred targets looked at", "targets", res.Found, "deferred", res.Deferred,
+			"unsettled", res.Retry, "failed", res.Failed+res.GaveUp)
 	}
 	return res, nil
 }
