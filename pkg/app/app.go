@@ -41,6 +41,8 @@ type App struct {
 	Jobs     state.TableauJobs
 	Outbox   state.Outbox
 	Sessions tableau.SessionStore
+	// Deferred holds the targets not queued in their invocation's time.
+	Deferred state.Deferrals
 	// Tableau signs in with the secret's credentials as they are now.
 	Tableau *tableau.Client
 	// DBT is nil when DBT_ACCOUNT_ID is not set: the scheduled path is off.
@@ -92,9 +94,11 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			return nil, err
 		}
 		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions, a.Lineage = tbl, tbl.Runs(), tbl, tbl, tbl, tbl
+		a.Deferred = tbl
 	} else {
 		mem := state.NewMemory()
 		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions, a.Lineage = mem, mem.Runs(), mem, mem, tableau.NewMemorySessionStore(), mem
+		a.Deferred = mem
 	}
 
 	tOpts := []tableau.Option{
@@ -134,7 +138,8 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	}
 	a.Alerts = followup.NewAlerts(a.Outbox, channels, followup.WithNotifySuccess(cfg.NotifySuccess), followup.WithLogger(logger))
 	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs), refresh.WithRides(a.Tableau),
-		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()))
+		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()),
+		refresh.WithSite(cfg.TableauSite), refresh.WithConcurrency(cfg.TableauConcurrency), refresh.WithDeferrals(a.Deferred))
 	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger))
 	lOpts := []lineage.Option{lineage.WithAliases(cfg.LineageAliases), lineage.WithAlerts(a.Alerts), lineage.WithLogger(logger)}
 	if cfg.Lineage && a.DBT != nil {

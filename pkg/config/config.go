@@ -25,6 +25,9 @@ type Config struct {
 	TableauServerURL  string // TABLEAU_SERVER_URL
 	TableauSite       string // TABLEAU_SITE: content URL, "" for the default site
 	TableauAPIVersion string // TABLEAU_API_VERSION: "" negotiates
+	// TableauConcurrency bounds the targets a function instance queues at
+	// a time per site (TABLEAU_CONCURRENCY, default 10).
+	TableauConcurrency int
 
 	SecretID       string        // SECRET_ID: "" reads credentials from the environment (local runs)
 	SecretCacheTTL time.Duration // SECRET_CACHE_TTL
@@ -65,6 +68,9 @@ type Config struct {
 	Getenv func(string) string
 }
 
+// MaxTableauConcurrency is the largest TABLEAU_CONCURRENCY accepted.
+const MaxTableauConcurrency = 100
+
 // FromEnv reads Config. Every problem is reported at once, naming the
 // variable, so a deployment is fixed in one pass.
 func FromEnv(getenv func(string) string) (*Config, error) {
@@ -101,6 +107,14 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
 				errs = append(errs, fmt.Errorf("%s: want a positive duration such as 24h or 5m, got %q", d.name, v))
 			}
+		}
+	}
+	c.TableauConcurrency = refresh.DefaultConcurrency
+	if v := strings.TrimSpace(getenv("TABLEAU_CONCURRENCY")); v != "" {
+		// Tableau Cloud turns away more than about 20 at a time per site;
+		// a Tableau Server may take more, but not hundreds.
+		if c.TableauConcurrency, err = strconv.Atoi(v); err != nil || c.TableauConcurrency < 1 || c.TableauConcurrency > MaxTableauConcurrency {
+			errs = append(errs, fmt.Errorf("TABLEAU_CONCURRENCY: want a whole number from 1 to %d (Tableau Cloud takes about 20 refreshes at a time per site), got %q", MaxTableauConcurrency, v))
 		}
 	}
 	if c.Retention <= c.MaxEventAge {
@@ -212,6 +226,7 @@ func (c *Config) Describe() string {
 		site = fmt.Sprintf("site %q", c.TableauSite)
 	}
 	line("Tableau:        %s, %s, REST API version %s", c.TableauServerURL, site, version)
+	line("concurrency:    %d refreshes at a time per site and function instance; what dbt's time cannot take is deferred to the follow-up", c.TableauConcurrency)
 	if c.SecretID != "" {
 		line("credentials:    Secrets Manager secret %s (read at first use, cached %s)", c.SecretID, c.SecretCacheTTL)
 	} else {

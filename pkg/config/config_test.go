@@ -35,10 +35,18 @@ func TestFromEnv(t *testing.T) {
 		check   func(*testing.T, *Config)
 	}{
 		{name: "defaults", env: base, check: func(t *testing.T, c *Config) {
-			if c.MaxEventAge != 24*time.Hour || c.Retention != 72*time.Hour || c.PollWindow != 5*time.Minute || c.JobLimit != 2*time.Hour {
+			if c.MaxEventAge != 24*time.Hour || c.Retention != 72*time.Hour || c.PollWindow != 5*time.Minute || c.JobLimit != 2*time.Hour || c.TableauConcurrency != 10 {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
+		{name: "Tableau concurrency", env: with(map[string]string{"TABLEAU_CONCURRENCY": " 4 "}), check: func(t *testing.T, c *Config) {
+			if c.TableauConcurrency != 4 {
+				t.Errorf("TableauConcurrency = %d, want 4", c.TableauConcurrency)
+			}
+		}},
+		{name: "Tableau concurrency of none", env: with(map[string]string{"TABLEAU_CONCURRENCY": "0"}), wantErr: []string{"TABLEAU_CONCURRENCY: want a whole number from 1 to 100", `got "0"`}},
+		{name: "Tableau concurrency too high", env: with(map[string]string{"TABLEAU_CONCURRENCY": "101"}), wantErr: []string{"TABLEAU_CONCURRENCY: want a whole number from 1 to 100"}},
+		{name: "Tableau concurrency not a number", env: with(map[string]string{"TABLEAU_CONCURRENCY": "ten"}), wantErr: []string{`TABLEAU_CONCURRENCY: want a whole number from 1 to 100 (Tableau Cloud takes about 20 refreshes at a time per site), got "ten"`}},
 		{name: "all set", env: with(map[string]string{"DBT_ACCOUNT_ID": "42", "CANCEL_STUCK": "true", "NOTIFY_SUCCESS": "1", "LOG_LEVEL": "debug", "QUEUE_LIMIT": "45m"}),
 			check: func(t *testing.T, c *Config) {
 				if c.DBTAccountID != 42 || !c.CancelStuck || !c.NotifySuccess || c.QueueLimit != 45*time.Minute || c.LogLevel.String() != "DEBUG" {

@@ -13,6 +13,7 @@
 //	pk DELIVERY#<sender>:<hash>      sk DELIVERY              a webhook delivery handled (duplicates)
 //	pk LINEAGE#BUILD                 sk STATE                 where the lineage index build stands
 //	pk LINEAGE#<generation>#<table>  sk TABLE                 the content that reads a table
+//	pk DEFERRED#<shard>              sk RUN#<id>#TARGET#<key> a target to queue at the follow-up
 package dynamo
 
 import (
@@ -42,6 +43,7 @@ type API interface {
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
 
 // Attribute names shared by every kind of item.

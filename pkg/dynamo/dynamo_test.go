@@ -76,3 +76,7 @@ func TestOutbox(t *testing.T) {
 func TestLineageIndex(t *testing.T) {
 	statetest.TestLineageIndex(t, func(t *testing.T, now func() time.Time) state.LineageIndex { return newTable(t, now) })
 }
+
+func TestDeferrals(t *testing.T) {
+	statetest.TestDeferrals(t, func(t *testing.T, now func() time.Time) state.Deferrals { return newTable(t, now) })
+}

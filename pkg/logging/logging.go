@@ -20,7 +20,7 @@
 //	tableau_event     Tableau webhook event type  refresh_state   how a refresh job ended
 //	rode_on           the refresh Tableau already had that a target rode on, before one more
 //	result            what happened to a target or event (the reply's values)
-//	targets, unsettled, failed                    counts of targets
+//	targets, unsettled, failed, deferred          counts of targets
 //	notes, reason     Tableau's job notes; why something failed or was skipped
 //	error             an error's message (never a secret: errors do not carry them)
 //	notification_key  the failure a notification is about; kind: its kind

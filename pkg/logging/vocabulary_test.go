@@ -20,7 +20,7 @@ var vocabulary = map[string]string{
 	"dbt_status": "string", "event_id": "string", "event_type": "string", "target": "string",
 	"tableau_item_id": "string", "tableau_item_name": "string", "tableau_job_id": "string",
 	"tableau_event": "string", "refresh_state": "string", "result": "string", "rode_on": "string",
-	"targets": "count", "unsettled": "count", "failed": "count",
+	"targets": "count", "unsettled": "count", "failed": "count", "deferred": "count",
 	"notes": "string", "reason": "string", "error": "string", "notification_key": "string", "kind": "string",
 	"credentials": "string: which credentials, never a secret",
 	"method":      "string", "path": "string", "status": "number", "bytes": "count", "duration": "duration",

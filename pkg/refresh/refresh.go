@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,6 +46,10 @@ type Target struct {
 	// Why is the chain from the dbt node to the content, e.g.
 	// `model.shop.orders → ANALYTICS.MARTS.ORDERS → data source "Orders" (Finance)`.
 	Why string
+
+	// deferredAt is when the target was first deferred, for a deferred
+	// target that QueueDeferred queues.
+	deferredAt time.Time
 }
 
 // MapTargets are the map's targets for a job, as Targets.
@@ -115,6 +120,12 @@ type Refresher struct {
 	credentialsAt string
 	// finder: see WithRides.
 	finder JobFinder
+	// site, concurrency and deferrals: see WithSite, WithConcurrency and
+	// WithDeferrals; limits holds the places on each site.
+	site        string
+	concurrency int
+	deferrals   state.Deferrals
+	limits      *siteLimits
 
 	ids *idCache
 }
@@ -160,17 +171,22 @@ func New(store state.Idempotency, tc Tableau, opts ...Option) *Refresher {
 	r := &Refresher{
 		store: store, tableau: tc, retention: DefaultRetention, nameTTL: 10 * time.Minute,
 		logger: slog.New(slog.DiscardHandler), now: time.Now, credentialsAt: "the bridge's secret",
+		concurrency: DefaultConcurrency,
 	}
 	for _, opt := range opts {
 		opt(r)
 	}
 	r.ids = &idCache{ttl: r.nameTTL, now: r.now, m: make(map[string]idEntry)}
+	r.limits = newSiteLimits(r.concurrency)
 	return r
 }
 
-// Refresh queues a refresh of each target concurrently and returns one
-// outcome per target, in the order given. holdUntil is when this
-// invocation's claims lapse if it dies (its deadline); ctx bounds the work.
+// Refresh queues a refresh of each target concurrently, at most the
+// concurrency bound at a time on a site, and returns one outcome per target,
+// in the order given. holdUntil is when this invocation's claims lapse if it
+// dies (its deadline); ctx bounds the work. Targets that got no place on
+// their site before ctx's deadline, less DeferReserve, are deferred (see
+// WithDeferrals).
 func (r *Refresher) Refresh(ctx context.Context, run Run, targets []Target, holdUntil time.Time) []Outcome {
 	out := make([]Outcome, len(targets))
 	// Signed in once before any target is claimed: a failure here concerns
@@ -184,14 +200,34 @@ func (r *Refresher) Refresh(ctx context.Context, run Run, targets []Target, hold
 		}
 		return out
 	}
-	var wg sync.WaitGroup
+	// A target waits for a place on its site until qctx ends; those that
+	// got none are recorded together as soon as every target has either,
+	// while the others may still be with Tableau.
+	qctx, cancel := queueBy(ctx)
+	defer cancel()
+	var wg, placed sync.WaitGroup
+	var mu sync.Mutex
+	var waiting []int
 	for i, t := range targets {
 		wg.Add(1)
+		placed.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = r.one(ctx, run, t, holdUntil, tc)
+			release := r.limits.acquire(qctx, r.site)
+			if release == nil {
+				mu.Lock()
+				waiting = append(waiting, i)
+				mu.Unlock()
+				placed.Done()
+				return
+			}
+			placed.Done()
+			out[i] = r.one(ctx, qctx, run, t, holdUntil, tc, release)
 		}()
 	}
+	placed.Wait()
+	slices.Sort(waiting)
+	r.recordDeferred(ctx, run, targets, waiting, out)
 	wg.Wait()
 	return out
 }
@@ -227,8 +263,10 @@ func (r *Refresher) signInFailed(ctx context.Context, run Run, err error) {
 	}
 }
 
-// one refreshes one target: claim it, ask Tableau, record the outcome.
-func (r *Refresher) one(ctx context.Context, run Run, t Target, holdUntil time.Time, tc Tableau) Outcome {
+// one refreshes one target, holding a place on its site (release gives it
+// back once Tableau has answered): claim it, ask Tableau, record the
+// outcome. qctx is the time left to queue.
+func (r *Refresher) one(ctx, qctx context.Context, run Run, t Target, holdUntil time.Time, tc Tableau, release func()) Outcome {
 	c := &claim{
 		Outcome: Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why},
 		run:     run,
@@ -237,10 +275,16 @@ func (r *Refresher) one(ctx context.Context, run Run, t Target, holdUntil time.T
 		log:     r.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "target", t.String()),
 	}
 	if !r.take(ctx, c, holdUntil) {
+		release()
 		return c.Outcome
 	}
 	res, itemID, err := r.queue(ctx, t.Target, tc)
+	release()
 	c.ItemID = itemID
+	if wait, later := r.later(qctx, err); err != nil && later {
+		r.deferOne(ctx, c, t, wait, err)
+		return c.Outcome
+	}
 	if err != nil {
 		r.fail(ctx, c, err)
 		return c.Outcome

@@ -171,3 +171,62 @@ func TestIncrementalRefresh(t *testing.T) {
 		})
 	}
 }
+
+// TestDeferredTargetRidesWithTheRunsFinish: a target deferred to the
+// follow-up keeps its run's finish, so that when the follow-up finds a
+// refresh Tableau already has, it still tells one that started after the
+// run finished (it read the run's data: nothing more) from one that may
+// not have.
+func TestDeferredTargetRidesWithTheRunsFinish(t *testing.T) {
+	srv := tableautest.NewServer(tableautest.WithJobTimings(-1, -1))
+	t.Cleanup(srv.Close)
+	srv.AddPAT("admin", "admin-secret")
+	ds := srv.AddDatasource("Orders", "Finance")
+	tc, err := tableau.NewClient(srv.URL(), tableau.WithPAT("admin", "admin-secret"), tableau.WithRetryPolicy(remote.Policy{MaxAttempts: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := state.NewMemory()
+	r := refresh.New(mem, tc, refresh.WithJobs(mem), refresh.WithRides(tc), refresh.WithDeferrals(mem), refresh.WithConcurrency(1))
+	run := refresh.Run{RunID: "71002", DBTJobID: "123", FinishedAt: time.Now().Add(-time.Hour)}
+	targets := refresh.MapTargets([]refreshmap.Target{{Kind: refreshmap.Datasource, Name: "Orders", Project: "Finance"}}, "123")
+
+	// Another run's refresh holds the one place until the end of the test.
+	held := srv.AddDatasource("Held", "Finance")
+	srv.Inject(tableautest.Fault{Path: held, Latency: time.Hour})
+	hctx, hcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Refresh(hctx, refresh.Run{RunID: "71003", DBTJobID: "123"},
+			refresh.MapTargets([]refreshmap.Target{{Kind: refreshmap.Datasource, ID: held}}, "123"), time.Now().Add(time.Minute))
+	}()
+	eventually(t, "the place taken", func() bool { return srv.PeakInFlight() >= 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), refresh.DeferReserve+200*time.Millisecond)
+	out := r.Refresh(ctx, run, targets, time.Now().Add(time.Minute))
+	cancel()
+	hcancel()
+	<-done
+	if out[0].Result != state.OutcomeDeferred {
+		t.Fatalf("outcome = %+v, want deferred", out[0])
+	}
+	// Meanwhile Tableau started a refresh of its own, after the run finished.
+	theirs, err := srv.QueueRefresh(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.StartJob(theirs); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.QueueDeferred(context.Background(), time.Now().Add(time.Minute))
+	if err != nil || res.Queued != 1 {
+		t.Fatalf("QueueDeferred = %+v, %v; want the target queued", res, err)
+	}
+	open, err := mem.OpenJobs(context.Background())
+	if err != nil || len(open) != 1 {
+		t.Fatalf("open jobs = %+v, %v", open, err)
+	}
+	if j := open[0]; j.JobID != theirs || j.Requeue || !j.RunFinishedAt.Equal(run.FinishedAt) {
+		t.Errorf("open job = %+v; want a ride on %s with the run's finish and no refresh more", j, theirs)
+	}
+}

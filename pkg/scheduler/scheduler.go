@@ -54,7 +54,8 @@ type Checker interface {
 var ErrNoDBT = errors.New("the scheduled path is not configured: set DBT_ACCOUNT_ID (template parameter DbtAccountId) and put dbt_api_token in the secret")
 
 // Event is the scheduled event's input. A tick names the jobs to run; a
-// follow-up ({"follow": true}) only checks the runs in flight.
+// follow-up ({"follow": true}) only checks the runs in flight, queues the
+// targets earlier invocations deferred, and follows Tableau's jobs.
 type Event struct {
 	Jobs []string `json:"jobs,omitempty"`
 	// ScheduledTime is EventBridge Scheduler's <aws.scheduler.scheduled-time>
@@ -85,6 +86,9 @@ type Result struct {
 	Tableau *followup.FollowResult `json:"tableau,omitempty"`
 	// Lineage is what a lineage_index event did.
 	Lineage *lineage.BuildResult `json:"lineage_index,omitempty"`
+	// Deferred is what a follow-up did with the targets earlier
+	// invocations deferred, when there were any.
+	Deferred *refresh.DeferredResult `json:"deferred,omitempty"`
 }
 
 // Indexer builds the lineage index (lineage.Builder).
@@ -257,6 +261,15 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 		}
 	}
 	var errs []error
+	if ev.Follow {
+		dr, err := s.queueDeferred(ctx)
+		if dr.Found > 0 || err != nil {
+			res.Deferred = &dr
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(failures) > 0 {
 		errs = append(errs, fmt.Errorf("%d of %d %s failed: %s", len(failures), len(res.Jobs), plural(len(res.Jobs), "dbt job", "dbt jobs"), strings.Join(failures, "; ")))
 	}
@@ -268,6 +281,23 @@ func (s *Scheduler) Handle(ctx context.Context, ev Event) (Result, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// queueDeferred queues the targets that earlier invocations deferred (the
+// webhook's, when Tableau could not take them all in dbt's time), within
+// this invocation's time less the margin; the claims it takes are held until
+// its deadline.
+func (s *Scheduler) queueDeferred(ctx context.Context) (refresh.DeferredResult, error) {
+	hold := s.cfg.Now().Add(time.Minute)
+	if d, ok := s.cfg.Deadline(ctx); ok {
+		hold = d
+		// The deadline is on the scheduler's clock; the context's is wall
+		// time.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, max(d.Sub(s.cfg.Now())-s.cfg.Margin, time.Second))
+		defer cancel()
+	}
+	return s.refresher.QueueDeferred(ctx, hold)
 }
 
 // buildIndex handles a lineage_index event.

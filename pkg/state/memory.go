@@ -20,6 +20,8 @@ type Memory struct {
 	outbox  map[string]Notification
 	lineage map[int64]map[string]map[LineageContent]bool // generation -> table -> content
 	build   LineageBuild
+
+	deferred map[Key]deferredEntry // see Deferrals
 }
 
 var _ Idempotency = (*Memory)(nil)
@@ -37,6 +39,7 @@ func NewMemory(opts ...Option) *Memory {
 		now: time.Now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
 		jobs: make(map[Key]TableauJob), allJobs: make(map[Key]TableauJob), ends: make(map[Key]TargetSummary),
 		outbox: make(map[string]Notification), lineage: make(map[int64]map[string]map[LineageContent]bool),
+		deferred: make(map[Key]deferredEntry),
 	}
 	for _, opt := range opts {
 		opt(m)

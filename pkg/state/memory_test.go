@@ -33,3 +33,9 @@ func TestMemoryLineageIndex(t *testing.T) {
 		return state.NewMemory(state.WithClock(now))
 	})
 }
+
+func TestMemoryDeferrals(t *testing.T) {
+	statetest.TestDeferrals(t, func(_ *testing.T, now func() time.Time) state.Deferrals {
+		return state.NewMemory(state.WithClock(now))
+	})
+}

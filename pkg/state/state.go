@@ -41,6 +41,10 @@ const (
 	OutcomeDuplicate     Outcome = "duplicate"      // an earlier delivery of this run refreshed it
 	OutcomeInProgress    Outcome = "in_progress"    // another delivery is refreshing it right now
 	OutcomeFailed        Outcome = "failed"         // also a dbt run that failed, and a refresh job that did
+	// OutcomeDeferred: not queued within the invocation's time (Tableau's
+	// capacity for the site was taken); recorded, unclaimed, for the
+	// five-minute follow-up to queue (see Deferrals).
+	OutcomeDeferred Outcome = "deferred"
 )
 
 // A dbt run the scheduler followed (with OutcomeRefreshed and OutcomeFailed).

@@ -187,9 +187,10 @@ func lineageSummary(p Planner, plan lineage.Plan) *LineageSummary {
 
 // summarize picks the status: 5xx while any target can still succeed on a
 // retry, so that dbt's redelivery finishes the job; 200 otherwise, with
-// failures that no retry can fix listed and logged.
+// failures that no retry can fix listed and logged. Deferred targets are
+// settled: the follow-up queues them, and a redelivery would not.
 func summarize(ctx context.Context, log *slog.Logger, reply DBTReply) (int, DBTReply) {
-	var retry, failed int
+	var retry, failed, deferred int
 	var reasons []string // of the targets to retry, distinct
 	for _, o := range reply.Targets {
 		switch {
@@ -200,6 +201,8 @@ func summarize(ctx context.Context, log *slog.Logger, reply DBTReply) (int, DBTR
 			}
 		case o.Result == state.OutcomeFailed:
 			failed++
+		case o.Result == state.OutcomeDeferred:
+			deferred++
 		}
 	}
 	n := len(reply.Targets)
@@ -220,7 +223,10 @@ func summarize(ctx context.Context, log *slog.Logger, reply DBTReply) (int, DBTR
 		return http.StatusOK, reply
 	}
 	reply.Message = fmt.Sprintf("%d targets settled", n)
-	log.InfoContext(ctx, "webhook done", "targets", n)
+	if deferred > 0 {
+		reply.Message += fmt.Sprintf("; %d deferred: Tableau could not take them all in dbt's time, and the five-minute follow-up queues them", deferred)
+	}
+	log.InfoContext(ctx, "webhook done", "targets", n, "deferred", deferred)
 	return http.StatusOK, reply
 }
 

@@ -119,6 +119,9 @@ func loadOption(t *testing.T, faults *loadFaultProxy, luid map[string]string) op
 		// the test's fast two-attempt policy would make some delivery fail
 		// six times running now and then.
 		env[productionRetries] = "yes"
+		// The one process stands for as many Lambda instances as there are
+		// deliveries in flight, each with its own places on the site.
+		env["TABLEAU_CONCURRENCY"] = "100"
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c, err := tableau.NewClient(env["TABLEAU_SERVER_URL"], tableau.WithSite(env["TABLEAU_SITE"]), tableau.WithPAT(patName, patSecret))

@@ -20,6 +20,8 @@
 //     duplicates;
 //   - XML replies unless the request asks for JSON, and injected faults
 //     (429 with Retry-After, 5xx, dropped connections, latency);
+//   - Tableau Cloud's limit of concurrent requests that start long-running
+//     jobs per site, answered 429 with Retry-After (WithConcurrencyLimit);
 //   - the Metadata API (GraphQL at /api/metadata/graphql) over a lineage model
 //     of databases, tables, published and embedded data sources, workbooks
 //     and custom SQL, with its node limit, partial results and error codes
@@ -96,6 +98,7 @@ type Server struct {
 	faults       []*Fault
 	latency      time.Duration
 	meta         metaState // the Metadata API's content and settings
+	limits       siteLimits
 	// reqMu guards requests alone: a request is recorded as its reply
 	// starts, which may be while a handler holds mu.
 	reqMu    sync.Mutex
@@ -119,6 +122,9 @@ type config struct {
 	duplicates     bool
 	hookClient     *http.Client
 	listenAddr     string
+	// concurrency and concurrencyRetry: see WithConcurrencyLimit.
+	concurrency      int
+	concurrencyRetry time.Duration
 }
 
 // Option configures a Server at construction.
@@ -224,6 +230,7 @@ func NewServer(opts ...Option) *Server {
 		meta:         newMetaState(),
 	}
 	s.owner = s.addUserLocked("admin", "SiteAdministratorCreator")
+	s.limits.set(cfg.concurrency, cfg.concurrencyRetry)
 
 	s.ts = httptest.NewUnstartedServer(s)
 	if cfg.listenAddr != "" {
@@ -282,6 +289,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Header:   r.Header.Clone(),
 		Body:     body,
 		Time:     time.Now(),
+	}
+	// A request counts against the site's limit from its arrival, latency
+	// included, to its reply.
+	leave, throttled, wait := s.limits.enter(r)
+	defer leave()
+	if throttled != nil {
+		rec.Status = http.StatusTooManyRequests
+		s.record(rec)
+		s.writeThrottled(w, r, throttled, wait)
+		return
 	}
 	s.mu.Lock()
 	latency := s.latency
