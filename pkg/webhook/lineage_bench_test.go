@@ -478,6 +478,7 @@ func BenchmarkLineageDelivery(b *testing.B) {
 			ms := func(v time.Duration) float64 { return float64(v.Microseconds()) / 1000 / float64(b.N) }
 			b.ReportMetric(0, "ns/op") // two deliveries: the figures below say which
 			b.ReportMetric(float64(len(d.project.targets)), "targets")
+			b.ReportMetric(float64(len(d.project.steps[3].Artifacts["manifest.json"]))/1e6, "manifest-MB")
 			b.ReportMetric(per(lin.dbt), "dbt-req")
 			b.ReportMetric(per(lin.tableau), "tableau-req")
 			b.ReportMetric(per(lin.metadata), "metadata-req")
