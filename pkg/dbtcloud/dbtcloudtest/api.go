@@ -43,8 +43,8 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// ServeHTTP records the request, applies injected faults, checks the token
-// and then serves the API.
+// ServeHTTP records the request, waits for the latency set, applies
+// injected faults, checks the token and then serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
 	if err != nil {
@@ -58,6 +58,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
 		Header: r.Header.Clone(), Body: body, Time: s.now(),
 	})
+	s.mu.Unlock()
+	if !s.wait(r) {
+		// No reply at all (net/http would send an empty 200 for a
+		// handler that just returns): the connection is closed.
+		panic(http.ErrAbortHandler)
+	}
+	s.mu.Lock()
 	f := s.matchFaultLocked(r.Method, r.URL.Path)
 	s.mu.Unlock()
 

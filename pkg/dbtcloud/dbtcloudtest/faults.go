@@ -49,11 +49,42 @@ func (s *Server) Inject(f Fault) {
 	s.faults = append(s.faults, &faultState{Fault: f})
 }
 
-// ClearFaults removes every fault.
+// ClearFaults removes every fault. Latency set with SetLatency stays until
+// SetLatency(0).
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = nil
+}
+
+// SetLatency delays every request by d, before it is served or faulted, as
+// a distant dbt Cloud region would; 0 removes it. A request whose client
+// gives up, or that is pending when the server closes, ends unanswered.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// wait sleeps for the latency in force, and reports false when the request
+// or the server ended first.
+func (s *Server) wait(r *http.Request) bool {
+	s.mu.Lock()
+	d := s.latency
+	s.mu.Unlock()
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	case <-s.closing:
+		return false
+	}
 }
 
 func (s *Server) matchFaultLocked(method, path string) *Fault {

@@ -68,6 +68,7 @@ type Server struct {
 	nextRunID     int64
 	nextTriggerID int64
 	faults        []*faultState
+	latency       time.Duration
 	requests      []Request
 	hooks         []*subscription
 	deliveries    []Delivery

@@ -1,7 +1,9 @@
 package dbtcloudtest_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -427,6 +429,49 @@ func TestFaults(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 504 || !strings.Contains(string(body), "Gateway Time-out") {
 		t.Errorf("raw fault = %d %s", resp.StatusCode, body)
+	}
+}
+
+// Latency holds every request back: a client that gives up first gets no
+// reply (the request is still logged), one pending when the server closes
+// is let go, and SetLatency(0) removes it.
+func TestLatency(t *testing.T) {
+	s := dbtcloudtest.NewServer()
+	s.AddJob(1, "job")
+	s.SetLatency(time.Hour)
+	get := func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.URL()+"/api/v2/accounts/1/runs/", nil)
+		req.Header.Set("Authorization", "Token "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := get(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("request under an hour's latency: %v, want the client's deadline", err)
+	}
+	if s.Count("GET", "/runs/") != 1 {
+		t.Errorf("the delayed request was not logged: %v", s.Requests())
+	}
+	s.ClearFaults() // latency stays
+	pending := make(chan error, 1)
+	go func() { pending <- get(context.Background()) }()
+	for s.Count("GET", "/runs/") < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	s.Close() // would wait an hour for the pending request
+	if err := <-pending; err == nil {
+		t.Error("a request pending at Close got a reply")
+	}
+
+	s2, _ := newServer(t)
+	s2.SetLatency(time.Hour)
+	s2.SetLatency(0)
+	if r := call(t, s2, "GET", "/api/v2/accounts/1/runs/", tok, ""); r.Code != 200 {
+		t.Errorf("after SetLatency(0): %d", r.Code)
 	}
 }
 
