@@ -44,6 +44,11 @@ const (
 	batchGetMax = 100
 	// lineageWriters bounds the concurrent writes of one AddLineage.
 	lineageWriters = 16
+	// lineageReaders bounds the concurrent BatchGetItem calls of one
+	// LookupLineage: a run that changed thousands of tables would otherwise
+	// open one connection per 100 keys at once, and attempts queued behind
+	// each other run past the client's per-attempt timeout.
+	lineageReaders = 16
 )
 
 func lineageKey(gen int64, table string) map[string]types.AttributeValue {
@@ -51,7 +56,7 @@ func lineageKey(gen int64, table string) map[string]types.AttributeValue {
 }
 
 // LookupLineage implements state.LineageIndex: one read of the build item,
-// then BatchGetItem in chunks of 100, concurrently.
+// then BatchGetItem in chunks of 100, lineageReaders at a time.
 func (t *Table) LookupLineage(ctx context.Context, tables []string) (map[string][]state.LineageContent, error) {
 	b, err := t.LineageBuild(ctx)
 	if err != nil {
@@ -71,15 +76,18 @@ func (t *Table) LookupLineage(ctx context.Context, tables []string) (map[string]
 	}
 	prefix := lineagePrefix + strconv.FormatInt(b.Current, 10) + "#"
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs = make([]error, (len(keys)+batchGetMax-1)/batchGetMax)
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		errs  = make([]error, (len(keys)+batchGetMax-1)/batchGetMax)
+		slots = make(chan struct{}, lineageReaders)
 	)
 	for i := 0; i < len(keys); i += batchGetMax {
 		chunk := keys[i:min(i+batchGetMax, len(keys))]
 		wg.Add(1)
+		slots <- struct{}{}
 		go func(n int) {
 			defer wg.Done()
+			defer func() { <-slots }()
 			items, err := t.batchGet(ctx, chunk)
 			if err != nil {
 				errs[n] = err
