@@ -75,18 +75,32 @@ func (t *Table) CompleteJob(ctx context.Context, owner string, j state.TableauJo
 	} {
 		in.ExpressionAttributeValues[k] = v
 	}
+	// The dbt run's page and finish, for the status page, cost nothing
+	// more: the same update carries them.
+	if j.DBTRunURL != "" {
+		*in.UpdateExpression += ", #dbturl = :dbturl"
+		in.ExpressionAttributeNames["#dbturl"] = attrDBTRunURL
+		in.ExpressionAttributeValues[":dbturl"] = s(j.DBTRunURL)
+	}
+	if !j.DBTFinishedAt.IsZero() {
+		*in.UpdateExpression += ", #dbtfin = :dbtfin"
+		in.ExpressionAttributeNames["#dbtfin"] = attrDBTFinishedAt
+		in.ExpressionAttributeValues[":dbtfin"] = ts(j.DBTFinishedAt)
+	}
 	return t.runComplete(ctx, j.Run, in)
 }
 
 func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
 	return state.TableauJob{
-		JobID:      getS(it, attrJobID),
-		Run:        state.Key{RunID: strings.TrimPrefix(getS(it, attrPK), runPrefix), Target: strings.TrimPrefix(getS(it, attrSK), targetPrefix)},
-		DBTJobID:   getS(it, attrDBTJob),
-		TargetName: getS(it, attrTargetName),
-		ItemKind:   getS(it, attrItemKind),
-		ItemID:     getS(it, attrJobItem),
-		QueuedAt:   getTime(it, attrQueuedAt),
+		JobID:         getS(it, attrJobID),
+		Run:           state.Key{RunID: strings.TrimPrefix(getS(it, attrPK), runPrefix), Target: strings.TrimPrefix(getS(it, attrSK), targetPrefix)},
+		DBTJobID:      getS(it, attrDBTJob),
+		TargetName:    getS(it, attrTargetName),
+		ItemKind:      getS(it, attrItemKind),
+		ItemID:        getS(it, attrJobItem),
+		QueuedAt:      getTime(it, attrQueuedAt),
+		DBTRunURL:     getS(it, attrDBTRunURL),
+		DBTFinishedAt: getTime(it, attrDBTFinishedAt),
 	}
 }
 

@@ -15,6 +15,10 @@ type TableauJob struct {
 	ItemKind   string // "workbook" or "datasource"
 	ItemID     string
 	QueuedAt   time.Time
+	// DBTRunURL and DBTFinishedAt describe the dbt run for the status page,
+	// when the path that reported the run knew them.
+	DBTRunURL     string
+	DBTFinishedAt time.Time
 }
 
 // TargetSummary is one target of a dbt run as it ended.

@@ -19,6 +19,8 @@ type Memory struct {
 	closed  map[string]Outcome // job id -> how it ended
 	ends    map[Key]TargetSummary
 	outbox  map[string]Notification
+	// statuses are the targets' status records (status.go), made on first use.
+	statuses map[string]TargetStatus
 }
 
 var _ Idempotency = (*Memory)(nil)
