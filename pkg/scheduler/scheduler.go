@@ -495,7 +495,11 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 	if d, ok := s.cfg.Deadline(ctx); ok {
 		hold = d
 	}
-	res.Targets = s.refresher.Refresh(ctx, refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID}, targets, hold)
+	rr := refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID, URL: run.Href}
+	if run.FinishedAt != nil {
+		rr.FinishedAt = run.FinishedAt.Time
+	}
+	res.Targets = s.refresher.Refresh(ctx, rr, targets, hold)
 	var unsettled []string
 	for _, o := range res.Targets {
 		if !o.Settled() {

@@ -54,7 +54,7 @@ type DBTHandler struct {
 
 // NewDBT returns a DBTHandler that refreshes the targets m maps to a
 // successful run's job. It takes WithMaxEventAge, WithRefreshTimeout,
-// WithLogger and WithClock.
+// WithDBTCloudURL, WithLogger and WithClock.
 func NewDBT(src secrets.Source, r *refresh.Refresher, m *refreshmap.Map, opts ...Option) (*DBTHandler, error) {
 	if src == nil || r == nil || m == nil {
 		return nil, errors.New("webhook: secrets, refresher and refresh map are required")
@@ -104,7 +104,10 @@ func (h *DBTHandler) handle(ctx context.Context, log *slog.Logger, req events.AP
 		log.WarnContext(ctx, "rejected webhook payload", "error", err)
 		return http.StatusBadRequest, DBTReply{Message: err.Error()}
 	}
-	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID}
+	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID, URL: dbtcloud.RunURL(h.o.dbtCloudURL, ev.AccountID, ev.Data.ProjectID, ev.Data.RunID)}
+	if at, err := time.Parse(time.RFC3339Nano, ev.Data.RunFinishedAt); err == nil {
+		run.FinishedAt = at
+	}
 	log = log.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "event_id", ev.EventID)
 	reply := DBTReply{RunID: run.RunID, JobID: run.DBTJobID}
 
