@@ -8,7 +8,10 @@
 //	    {"workbook": "Sales Overview", "project": "Finance"},
 //	    {"datasource": "Orders"},
 //	    {"workbook_id": "9f1c..."},
-//	    {"datasource_id": "3b7e..."}]}}
+//	    {"datasource_id": "3b7e...", "freshness_sla": "6h"}]}}
+//
+// freshness_sla, on any entry, overrides the status page's freshness
+// objective for that target.
 package refreshmap
 
 import (
@@ -22,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Kind is the type of Tableau content a target names.
@@ -40,6 +44,10 @@ type Target struct {
 	ID      string `json:"id,omitempty"`
 	Name    string `json:"name,omitempty"`
 	Project string `json:"project,omitempty"`
+	// FreshnessSLA, when the entry sets freshness_sla, overrides the status
+	// page's freshness objective (FRESHNESS_SLA) for this target. It is no
+	// part of the target's identity (Key).
+	FreshnessSLA time.Duration `json:"-"`
 }
 
 // Key identifies the target in idempotency records. It is stable across
@@ -174,12 +182,12 @@ func isJobID(s string) bool {
 	return true
 }
 
-var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project"}
+var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project", "freshness_sla"}
 
 func parseEntry(raw json.RawMessage) (Target, error) {
 	obj, err := strictObject(raw, entryKeys...)
 	if err != nil {
-		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project): %w", err)
+		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project, freshness_sla): %w", err)
 	}
 	fields := make(map[string]string, len(obj))
 	for k, v := range obj {
@@ -230,6 +238,13 @@ func parseEntry(raw json.RawMessage) (Target, error) {
 			return Target{}, errors.New("project is empty (leave it out to search every project)")
 		}
 		t.Project = p
+	}
+	if v, ok := fields["freshness_sla"]; ok {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return Target{}, fmt.Errorf("freshness_sla %q: want a positive duration such as 24h or 90m", v)
+		}
+		t.FreshnessSLA = d
 	}
 	return t, nil
 }
