@@ -26,6 +26,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/status"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
 )
@@ -47,6 +48,10 @@ type App struct {
 	Refresher *refresh.Refresher
 	Alerts    *followup.Alerts
 	Tracker   *followup.Tracker
+	// Statuses holds each target's last runs for the status page; Status
+	// keeps them (and the data quality warnings) as refreshes settle.
+	Statuses state.TargetStatuses
+	Status   *status.Recorder
 }
 
 // NewLogger returns the JSON logger the functions write with: to stdout in
@@ -82,9 +87,11 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			return nil, err
 		}
 		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions = tbl, tbl.Runs(), tbl, tbl, tbl
+		a.Statuses = tbl
 	} else {
 		mem := state.NewMemory()
 		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions = mem, mem.Runs(), mem, mem, tableau.NewMemorySessionStore()
+		a.Statuses = mem
 	}
 
 	tOpts := []tableau.Option{
@@ -123,17 +130,31 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		channels["sns"] = sn
 	}
 	a.Alerts = followup.NewAlerts(a.Outbox, channels, followup.WithNotifySuccess(cfg.NotifySuccess), followup.WithLogger(logger))
+	recOpts := a.statusOptions()
+	if cfg.QualityWarnings {
+		recOpts = append(recOpts, status.WithQualityWarnings(a.Tableau))
+	}
+	a.Status = status.NewRecorder(a.Statuses, recOpts...)
 	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs),
-		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()))
-	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger))
+		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()),
+		refresh.WithStatus(a.Status))
+	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger),
+		followup.WithStatus(a.Status))
 	return a, nil
 }
 
-// WebhookRouter is the webhook function's handler: dbt Cloud's route and
-// Tableau's.
+// statusOptions are what the status page and its Recorder share: the map's
+// targets and objectives, the default objective, the site.
+func (a *App) statusOptions() []status.Option {
+	return []status.Option{status.WithMap(a.Config.Map), status.WithFreshnessSLA(a.Config.FreshnessSLA),
+		status.WithSite(a.Config.TableauSite), status.WithLogger(a.Logger)}
+}
+
+// WebhookRouter is the webhook function's handler: dbt Cloud's route,
+// Tableau's, and the status page's two.
 func (a *App) WebhookRouter() (*webhook.Router, error) {
 	dbtHook, err := webhook.NewDBT(a.Secrets, a.Refresher, a.Config.Map,
-		webhook.WithMaxEventAge(a.Config.MaxEventAge), webhook.WithLogger(a.Logger))
+		webhook.WithMaxEventAge(a.Config.MaxEventAge), webhook.WithLogger(a.Logger), webhook.WithDBTCloudURL(a.Config.DBTCloudURL))
 	if err != nil {
 		return nil, err
 	}
@@ -141,9 +162,15 @@ func (a *App) WebhookRouter() (*webhook.Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	page, err := status.New(a.Secrets, a.Statuses, a.Jobs, a.statusOptions()...)
+	if err != nil {
+		return nil, err
+	}
 	return webhook.NewRouter(map[string]webhook.HTTPHandler{
 		webhook.DBTRoute:     dbtHook.Handle,
 		webhook.TableauRoute: tableauHook.Handle,
+		status.Route:         page.HTML,
+		status.JSONRoute:     page.JSON,
 	}, a.Logger), nil
 }
 
