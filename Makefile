@@ -93,11 +93,23 @@ check-map:
 check-config:
 	@$(GO) run ./functions/webhook -check-config
 
-# moto_server (DynamoDB and Secrets Manager emulator) and cfn-lint, installed
-# only where missing.
+# moto_server (DynamoDB and Secrets Manager emulator), cfn-lint and Chromium
+# (the status page's browser test), installed only where missing. Chromium
+# comes from Debian's packages where apt-get is (with sudo unless root);
+# elsewhere install a Chromium or Chrome yourself, or set CHROMIUM: outside
+# CI the browser test is skipped, with the reason, when none is found.
 deps:
 	@command -v moto_server >/dev/null 2>&1 || pip install --quiet 'moto[server]'
 	@command -v cfn-lint >/dev/null 2>&1 || pip install --quiet cfn-lint
+	@if [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    echo "installing chromium (Debian package) for the status page's browser test"; \
+	    $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "no chromium and no apt-get: the status page's browser test will be skipped (set CHROMIUM to a Chromium or Chrome)"; \
+	  fi; \
+	fi
 
 # One table of every figure the README quotes (go test -bench and the load
 # tests); BENCHTIME sets the warm-webhook iterations.

@@ -35,11 +35,16 @@ const (
 	// sample event for it.
 	WebhookToken = "local-demo-webhook-token"
 	Site         = "demo"
+	// StatusPassword opens the demo's status page (any user name).
+	StatusPassword = "local-demo-status"
 )
 
 // RefreshMap maps the demo job to demo content: a workbook by name and
-// project, and a data source by name.
-const RefreshMap = `{"jobs":{"123":[{"workbook":"Sales Overview","project":"Finance"},{"datasource":"Orders"}]}}`
+// project, and a data source by name. Jobs 456 and 789 map the rest of the
+// status page's demo content (status.go).
+const RefreshMap = `{"jobs":{"123":[{"workbook":"Sales Overview","project":"Finance"},{"datasource":"Orders"}],` +
+	`"456":[{"workbook":"Executive KPIs","project":"Finance"},{"datasource":"Customers","project":"Marketing"}],` +
+	`"789":[{"datasource":"Inventory","freshness_sla":"6h"}]}}`
 
 // Demo is a running playground.
 type Demo struct {
@@ -49,6 +54,8 @@ type Demo struct {
 	// Env holds the variables the function should run with; callers set
 	// only those the user has not set.
 	Env map[string]string
+	// items are the LUIDs of the demo content, by name.
+	items map[string]string
 }
 
 // Start starts the simulator with demo content.
@@ -58,14 +65,20 @@ func Start() *Demo {
 	srv := tableautest.NewServer(tableautest.WithSite(Site), tableautest.WithJobTimings(2*time.Second, 5*time.Second), tableautest.AllowHTTPDestinations())
 	srv.AddPAT(PATName, PATSecret)
 	srv.AddPAT(AdminPATName, AdminPATSecret)
-	srv.AddWorkbook("Sales Overview", "Finance")
+	items := map[string]string{
+		"Sales Overview": srv.AddWorkbook("Sales Overview", "Finance"),
+		"Orders":         srv.AddDatasource("Orders", "Finance"),
+		"Executive KPIs": srv.AddWorkbook("Executive KPIs", "Finance"),
+		"Customers":      srv.AddDatasource("Customers", "Marketing"),
+		"Inventory":      srv.AddDatasource("Inventory", "Operations"),
+	}
 	srv.AddWorkbook("Sales Overview", "Sandbox")
-	srv.AddDatasource("Orders", "Finance")
 	dbt := dbtcloudtest.NewServer(dbtcloudtest.WithToken(DBTToken))
 	dbt.AddJob(123, "Daily build", dbtcloudtest.RunTimings(2*time.Second, 3*time.Second, 5*time.Second))
 	return &Demo{
 		Tableau: srv,
 		DBT:     dbt,
+		items:   items,
 		Env: map[string]string{
 			"DBT_CLOUD_URL":         dbt.URL(),
 			"DBT_ACCOUNT_ID":        strconv.FormatInt(dbt.AccountID(), 10),
@@ -77,6 +90,7 @@ func Start() *Demo {
 			"TABLEAU_PAT_NAME":      PATName,
 			"TABLEAU_PAT_SECRET":    PATSecret,
 			"TABLEAU_WEBHOOK_TOKEN": WebhookToken,
+			"STATUS_PASSWORD":       StatusPassword,
 			// The demo's credentials are these variables, not a secret.
 			"SECRET_ID": "",
 			// The demo signs in with its PAT: a connected app in the
@@ -151,6 +165,8 @@ func (d *Demo) PrintInstructions(w io.Writer, addr string) error {
 		d.Tableau.URL(), Site, JobID)
 	fmt.Fprintf(w, "Send a signed 'run succeeded' event from another terminal:\n\n  curl -sS -X POST http://%s/dbt/webhook -H 'Content-Type: application/json' -H 'Authorization: %s' --data-binary @%s\n\n",
 		addr, dbtcloud.SignatureHeader(body, os.Getenv("DBT_WEBHOOK_SECRET")), path)
+	fmt.Fprintf(w, "The status page, with demo content in every state: http://%s/status (any user name, password %s); the same as JSON at /status.json:\n\n  curl -sS -u any:%s http://%s/status.json\n\n",
+		addr, StatusPassword, StatusPassword, addr)
 	fmt.Fprintf(w, "Try the Tableau webhooks CLI against the simulator and this API (Tableau will call http://%s/tableau/webhook/<token>):\n\n", addr)
 	for _, l := range d.WebhooksRecipe(addr) {
 		fmt.Fprintf(w, "  %s\n", l)
