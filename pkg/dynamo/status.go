@@ -1,13 +1,17 @@
 package dynamo
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,16 +28,23 @@ var _ state.TargetStatuses = (*Table)(nil)
 // so that the status page reads every target with a few queries, however
 // many runs the run records hold:
 //
-//	pk STATUS#<shard>   sk TARGET#<target key>   kind, name, project, item_id, url,
-//	                                             runs (newest first), last_success,
-//	                                             warning_*, version
+//	pk STATUS#<shard>   sk TARGET#<target key>   target (gzip'd JSON: kind, name, project,
+//	                                             LUID, URL, runs newest first, the last
+//	                                             success, the bridge's data quality
+//	                                             warning, when it was written), expires_at
 //
-// The items are spread over statusShards partitions, read concurrently.
-// They are written when a refresh job ends (the follow-up, Tableau's
-// webhook) or will not be queued (already queued, failed), with a read and
-// a conditional write on version; never on the path of a refresh that is
-// queued, which stays at two requests per target. A target not refreshed
-// for statusRetention drops off the page.
+// Everything is in the one attribute because reading 500 targets then
+// moves 500 compact attributes instead of thousands of small ones (moto_server
+// spends its time per attribute; DynamoDB counts bytes, and gzip divides
+// them by about four). The items are spread over statusShards partitions,
+// read concurrently. They are written when a refresh job ends (the
+// follow-up, Tableau's webhook) or will not be queued (already queued,
+// failed): a read and a write conditional on the item being as read;
+// never on the path of a refresh that is queued, which stays at two
+// requests per target. A target not refreshed for statusRetention drops
+// off the page. To read one by hand:
+//
+//	aws dynamodb get-item ... | jq -r .Item.target.B | base64 -d | gunzip
 const (
 	statusPrefix    = "STATUS#"
 	statusShards    = 4
@@ -42,29 +53,9 @@ const (
 	// against concurrent writers of the same target.
 	statusAttempts = 32
 
-	attrDBTRunURL      = "dbt_run_url"
-	attrDBTFinishedAt  = "dbt_finished_at"
-	attrKind           = "kind"
-	attrName           = "name"
-	attrProject        = "project"
-	attrItemID         = "item_id"
-	attrURL            = "url"
-	attrRuns           = "runs"
-	attrLastSuccess    = "last_success"
-	attrWarningID      = "warning_id"
-	attrWarningReason  = "warning_reason"
-	attrWarningRun     = "warning_run"
-	attrVersion        = "version"
-	runAttrRun         = "run"
-	runAttrDBTJob      = "dbt_job"
-	runAttrDBTURL      = "dbt_url"
-	runAttrDBTFinished = "dbt_finished"
-	runAttrAt          = "at"
-	runAttrJob         = "job"
-	runAttrQueued      = "queued"
-	runAttrFinished    = "finished"
-	runAttrResult      = "result"
-	runAttrNotes       = "notes"
+	attrDBTRunURL     = "dbt_run_url"
+	attrDBTFinishedAt = "dbt_finished_at"
+	attrTargetStatus  = "target" // the target, its runs and last success: gzip'd JSON
 )
 
 func statusKey(target string) map[string]types.AttributeValue {
@@ -73,81 +64,72 @@ func statusKey(target string) map[string]types.AttributeValue {
 	return key(statusPrefix+strconv.Itoa(int(h.Sum32()%statusShards)), targetPrefix+target)
 }
 
-// RecordRun implements state.TargetStatuses: a consistent read, the merge,
-// and a write conditional on the version read, repeated when another
-// writer came in between.
+// RecordRun implements state.TargetStatuses with update.
 func (t *Table) RecordRun(ctx context.Context, target state.StatusTarget, r state.TargetRun) error {
-	k := statusKey(target.Key)
+	err := t.updateStatus(ctx, target.Key, true, func(st *state.TargetStatus) { st.MergeRun(target, r) })
+	if err != nil {
+		return fmt.Errorf("record run %s on the status of %s: %w", r.RunID, target.Key, err)
+	}
+	return nil
+}
+
+// SetWarning implements state.TargetStatuses with update.
+func (t *Table) SetWarning(ctx context.Context, target string, w state.QualityWarning) error {
+	err := t.updateStatus(ctx, target, false, func(st *state.TargetStatus) { st.Warning = w })
+	if err != nil {
+		return fmt.Errorf("record the quality warning of %s: %w", target, err)
+	}
+	return nil
+}
+
+// updateStatus applies change to a target's status: a consistent read, the
+// change, and a write conditional on the item being as read (its one
+// attribute compared whole: every write changes it, since it carries the
+// time of the write), repeated when another writer came in between. A
+// status that does not exist is made only when create is set.
+func (t *Table) updateStatus(ctx context.Context, target string, create bool, change func(*state.TargetStatus)) error {
+	k := statusKey(target)
 	for attempt := range statusAttempts {
 		out, err := t.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.name), Key: k, ConsistentRead: aws.Bool(true)})
 		if err != nil {
-			return fmt.Errorf("read status of %s: %w", target.Key, err)
+			return err
 		}
-		var st state.TargetStatus
-		version := int64(0)
-		if out.Item != nil {
-			st, version = decodeStatus(out.Item), getN(out.Item, attrVersion)
+		st := state.TargetStatus{StatusTarget: state.StatusTarget{Key: target}}
+		old, _ := out.Item[attrTargetStatus].(*types.AttributeValueMemberB)
+		switch {
+		case out.Item != nil:
+			st = new(statusDecoder).decode(out.Item)
+		case !create:
+			return nil
 		}
-		st.MergeRun(target, r)
-		item := encodeStatus(k, st)
+		change(&st)
 		now := t.now()
-		item[attrVersion] = n(version + 1)
-		item[attrUpdatedAt] = ts(now)
+		st.UpdatedAt = now
+		item := encodeStatus(k, st)
 		item[attrExpiresAt] = n(now.Add(statusRetention).Unix())
-		in := &dynamodb.PutItemInput{TableName: aws.String(t.name), Item: item, ExpressionAttributeNames: map[string]string{}}
-		if version == 0 {
+		in := &dynamodb.PutItemInput{TableName: aws.String(t.name), Item: item}
+		if old == nil {
 			in.ConditionExpression = aws.String("attribute_not_exists(#pk)")
-			in.ExpressionAttributeNames["#pk"] = attrPK
+			in.ExpressionAttributeNames = map[string]string{"#pk": attrPK}
 		} else {
-			in.ConditionExpression = aws.String("#v = :v")
-			in.ExpressionAttributeNames["#v"] = attrVersion
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": n(version)}
+			in.ConditionExpression = aws.String("#st = :old")
+			in.ExpressionAttributeNames = map[string]string{"#st": attrTargetStatus}
+			in.ExpressionAttributeValues = map[string]types.AttributeValue{":old": old}
 		}
 		_, err = t.api.PutItem(ctx, in)
 		if _, lost := conditionFailed(err); !lost {
-			if err != nil {
-				return fmt.Errorf("record run %s on status of %s: %w", r.RunID, target.Key, err)
-			}
-			return nil
+			return err
 		}
 		// Another writer won the round: read again after a short, random
 		// wait so that the losers do not collide again.
 		wait := time.Duration(rand.Int64N(int64(5*time.Millisecond) * int64(attempt+1)))
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("record run %s on status of %s: %w", r.RunID, target.Key, ctx.Err())
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
-	return fmt.Errorf("record run %s on status of %s: %d concurrent writers in a row won; try again", r.RunID, target.Key, statusAttempts)
-}
-
-// SetWarning implements state.TargetStatuses. The version goes up, so that
-// a RecordRun that read the item before cannot write the old warning back.
-func (t *Table) SetWarning(ctx context.Context, target string, w state.QualityWarning) error {
-	in := &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(t.name),
-		Key:                       statusKey(target),
-		ConditionExpression:       aws.String("attribute_exists(#pk)"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#v": attrVersion, "#id": attrWarningID, "#reason": attrWarningReason, "#run": attrWarningRun},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1)},
-	}
-	if w.ID == "" {
-		in.UpdateExpression = aws.String("REMOVE #id, #reason, #run ADD #v :one")
-	} else {
-		in.UpdateExpression = aws.String("SET #id = :id, #reason = :reason, #run = :run ADD #v :one")
-		in.ExpressionAttributeValues[":id"] = s(w.ID)
-		in.ExpressionAttributeValues[":reason"] = s(string(w.Reason))
-		in.ExpressionAttributeValues[":run"] = s(w.RunID)
-	}
-	_, err := t.api.UpdateItem(ctx, in)
-	if _, missing := conditionFailed(err); missing {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("record the quality warning of %s: %w", target, err)
-	}
-	return nil
+	return fmt.Errorf("%d concurrent writers in a row won; try again", statusAttempts)
 }
 
 // TargetStatuses implements state.TargetStatuses: one query per shard, run
@@ -164,16 +146,19 @@ func (t *Table) TargetStatuses(ctx context.Context) ([]state.TargetStatus, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			items, err := t.queryPartition(ctx, statusPrefix+strconv.Itoa(shard))
+			items, err := t.queryStatuses(ctx, statusPrefix+strconv.Itoa(shard))
+			var d statusDecoder
+			decoded := make([]state.TargetStatus, 0, len(items))
+			for _, it := range items {
+				decoded = append(decoded, d.decode(it))
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
 				return
 			}
-			for _, it := range items {
-				out = append(out, decodeStatus(it))
-			}
+			out = append(out, decoded...)
 		}()
 	}
 	wg.Wait()
@@ -184,8 +169,10 @@ func (t *Table) TargetStatuses(ctx context.Context) ([]state.TargetStatus, error
 	return out, nil
 }
 
-// queryPartition reads a whole partition with eventually consistent reads.
-func (t *Table) queryPartition(ctx context.Context, pk string) ([]map[string]types.AttributeValue, error) {
+// queryStatuses reads a whole status partition with eventually consistent
+// reads. Whole items: a projection would not lower the read units (they
+// count the items read), and the other attributes are a few bytes.
+func (t *Table) queryStatuses(ctx context.Context, pk string) ([]map[string]types.AttributeValue, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(t.name),
 		KeyConditionExpression:    aws.String("#pk = :pk"),
@@ -208,74 +195,121 @@ func (t *Table) queryPartition(ctx context.Context, pk string) ([]map[string]typ
 
 func encodeStatus(k map[string]types.AttributeValue, st state.TargetStatus) map[string]types.AttributeValue {
 	item := map[string]types.AttributeValue{attrPK: k[attrPK], attrSK: k[attrSK]}
-	for name, v := range map[string]string{
-		attrKind: st.Kind, attrName: st.Name, attrProject: st.Project, attrItemID: st.ItemID, attrURL: st.URL,
-		attrWarningID: st.Warning.ID, attrWarningReason: string(st.Warning.Reason), attrWarningRun: st.Warning.RunID,
-	} {
-		if v != "" {
-			item[name] = s(v)
-		}
+	w := wireStatus{
+		Kind: st.Kind, Name: st.Name, Project: st.Project, ItemID: st.ItemID, URL: st.URL, Runs: make([]wireRun, 0, len(st.Runs)),
+		WarningID: st.Warning.ID, WarningReason: string(st.Warning.Reason), WarningRun: st.Warning.RunID, UpdatedAt: wireTime(st.UpdatedAt),
 	}
-	runs := make([]types.AttributeValue, 0, len(st.Runs))
 	for _, r := range st.Runs {
-		runs = append(runs, encodeTargetRun(r))
+		w.Runs = append(w.Runs, toWire(r))
 	}
-	item[attrRuns] = &types.AttributeValueMemberL{Value: runs}
 	if st.LastSuccess != nil {
-		item[attrLastSuccess] = encodeTargetRun(*st.LastSuccess)
+		last := toWire(*st.LastSuccess)
+		w.Last = &last
 	}
+	var buf bytes.Buffer
+	// Writing strings to memory cannot fail. The fastest level: the JSON
+	// is small and repetitive, and compresses about as well.
+	z, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	_ = json.NewEncoder(z).Encode(w)
+	_ = z.Close()
+	item[attrTargetStatus] = &types.AttributeValueMemberB{Value: buf.Bytes()}
 	return item
 }
 
-func encodeTargetRun(r state.TargetRun) types.AttributeValue {
-	m := map[string]types.AttributeValue{}
-	for name, v := range map[string]string{
-		runAttrRun: r.RunID, runAttrDBTJob: r.DBTJobID, runAttrDBTURL: r.DBTRunURL, runAttrJob: r.JobID,
-		runAttrResult: string(r.Result), runAttrNotes: r.Notes,
-	} {
-		if v != "" {
-			m[name] = s(v)
-		}
+// statusDecoder decodes status items, reusing its gzip reader: one holds
+// tens of kilobytes of state, and reading 500 statuses with a new one each
+// would allocate some 20 MB.
+type statusDecoder struct{ z *gzip.Reader }
+
+// gunzipJSON decodes gzip-compressed JSON into v, reporting whether it
+// could.
+func (d *statusDecoder) gunzipJSON(b []byte, v any) bool {
+	var err error
+	if d.z == nil {
+		d.z, err = gzip.NewReader(bytes.NewReader(b))
+	} else {
+		err = d.z.Reset(bytes.NewReader(b))
 	}
-	for name, v := range map[string]time.Time{
-		runAttrDBTFinished: r.DBTFinishedAt, runAttrAt: r.At, runAttrQueued: r.QueuedAt, runAttrFinished: r.FinishedAt,
-	} {
-		if !v.IsZero() {
-			m[name] = ts(v)
-		}
-	}
-	return &types.AttributeValueMemberM{Value: m}
+	return err == nil && json.NewDecoder(d.z).Decode(v) == nil
 }
 
-func decodeStatus(item map[string]types.AttributeValue) state.TargetStatus {
-	sk := getS(item, attrSK)
-	st := state.TargetStatus{
-		StatusTarget: state.StatusTarget{
-			Key: sk[len(targetPrefix):], Kind: getS(item, attrKind), Name: getS(item, attrName), Project: getS(item, attrProject),
-			ItemID: getS(item, attrItemID), URL: getS(item, attrURL),
-		},
-		Warning:   state.QualityWarning{ID: getS(item, attrWarningID), Reason: state.Outcome(getS(item, attrWarningReason)), RunID: getS(item, attrWarningRun)},
-		UpdatedAt: getTime(item, attrUpdatedAt),
+// wireStatus is what a status item's "target" attribute holds, as JSON
+// before gzip.
+type wireStatus struct {
+	Kind    string    `json:"kind,omitempty"`
+	Name    string    `json:"name,omitempty"`
+	Project string    `json:"project,omitempty"`
+	ItemID  string    `json:"item_id,omitempty"`
+	URL     string    `json:"url,omitempty"`
+	Runs    []wireRun `json:"runs"`
+	Last    *wireRun  `json:"last,omitempty"`
+	// The data quality warning the bridge put on the content.
+	WarningID     string `json:"warning_id,omitempty"`
+	WarningReason string `json:"warning_reason,omitempty"`
+	WarningRun    string `json:"warning_run,omitempty"`
+	UpdatedAt     string `json:"updated_at,omitempty"`
+}
+
+type wireRun struct {
+	RunID         string `json:"run,omitempty"`
+	DBTJobID      string `json:"dbt_job,omitempty"`
+	DBTRunURL     string `json:"dbt_url,omitempty"`
+	DBTFinishedAt string `json:"dbt_finished,omitempty"`
+	At            string `json:"at,omitempty"`
+	JobID         string `json:"job,omitempty"`
+	QueuedAt      string `json:"queued,omitempty"`
+	FinishedAt    string `json:"finished,omitempty"`
+	Result        string `json:"result,omitempty"`
+	Notes         string `json:"notes,omitempty"`
+}
+
+func wireTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	if l, ok := item[attrRuns].(*types.AttributeValueMemberL); ok {
-		for _, v := range l.Value {
-			if m, ok := v.(*types.AttributeValueMemberM); ok {
-				st.Runs = append(st.Runs, decodeTargetRun(m.Value))
-			}
-		}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func fromWireTime(v string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, v)
+	return t
+}
+
+func toWire(r state.TargetRun) wireRun {
+	return wireRun{
+		RunID: r.RunID, DBTJobID: r.DBTJobID, DBTRunURL: r.DBTRunURL, DBTFinishedAt: wireTime(r.DBTFinishedAt), At: wireTime(r.At),
+		JobID: r.JobID, QueuedAt: wireTime(r.QueuedAt), FinishedAt: wireTime(r.FinishedAt), Result: string(r.Result), Notes: r.Notes,
 	}
-	if m, ok := item[attrLastSuccess].(*types.AttributeValueMemberM); ok {
-		r := decodeTargetRun(m.Value)
-		st.LastSuccess = &r
+}
+
+func (w wireRun) run() state.TargetRun {
+	return state.TargetRun{
+		RunID: w.RunID, DBTJobID: w.DBTJobID, DBTRunURL: w.DBTRunURL, DBTFinishedAt: fromWireTime(w.DBTFinishedAt), At: fromWireTime(w.At),
+		JobID: w.JobID, QueuedAt: fromWireTime(w.QueuedAt), FinishedAt: fromWireTime(w.FinishedAt), Result: state.Outcome(w.Result), Notes: w.Notes,
+	}
+}
+
+func (d *statusDecoder) decode(item map[string]types.AttributeValue) state.TargetStatus {
+	st := state.TargetStatus{StatusTarget: state.StatusTarget{Key: strings.TrimPrefix(getS(item, attrSK), targetPrefix)}}
+	b, _ := item[attrTargetStatus].(*types.AttributeValueMemberB)
+	if b == nil {
+		return st
+	}
+	// A status that does not decode (written by a later version, say) is
+	// shown without its runs rather than failing the whole page.
+	var w wireStatus
+	if !d.gunzipJSON(b.Value, &w) {
+		return st
+	}
+	st.Kind, st.Name, st.Project, st.ItemID, st.URL = w.Kind, w.Name, w.Project, w.ItemID, w.URL
+	st.Warning = state.QualityWarning{ID: w.WarningID, Reason: state.Outcome(w.WarningReason), RunID: w.WarningRun}
+	st.UpdatedAt = fromWireTime(w.UpdatedAt)
+	for _, r := range w.Runs {
+		st.Runs = append(st.Runs, r.run())
+	}
+	if w.Last != nil {
+		last := w.Last.run()
+		st.LastSuccess = &last
 	}
 	return st
-}
-
-func decodeTargetRun(m map[string]types.AttributeValue) state.TargetRun {
-	return state.TargetRun{
-		RunID: getS(m, runAttrRun), DBTJobID: getS(m, runAttrDBTJob), DBTRunURL: getS(m, runAttrDBTURL),
-		DBTFinishedAt: getTime(m, runAttrDBTFinished), At: getTime(m, runAttrAt), JobID: getS(m, runAttrJob),
-		QueuedAt: getTime(m, runAttrQueued), FinishedAt: getTime(m, runAttrFinished),
-		Result: state.Outcome(getS(m, runAttrResult)), Notes: getS(m, runAttrNotes),
-	}
 }

@@ -117,7 +117,7 @@ func basic(user, pw string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
 }
 
-func get(t *testing.T, p *status.Page, route, query, authorization string) events.APIGatewayV2HTTPResponse {
+func get(t testing.TB, p *status.Page, route, query, authorization string) events.APIGatewayV2HTTPResponse {
 	t.Helper()
 	path := strings.TrimPrefix(route, "GET ")
 	req := events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: route, RawPath: path, RawQueryString: query, Headers: map[string]string{}}
