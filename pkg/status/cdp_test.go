@@ -270,7 +270,9 @@ func (b *browser) newPage(ctx context.Context, creds *credentials) (*page, error
 			RequestID string `json:"requestId"`
 		}
 		_ = json.Unmarshal(m.Params, &ev)
-		go func() { _ = b.call(ctx, p.session, "Fetch.continueRequest", map[string]any{"requestId": ev.RequestID}, nil) }()
+		go func() {
+			_ = b.call(ctx, p.session, "Fetch.continueRequest", map[string]any{"requestId": ev.RequestID}, nil)
+		}()
 	})
 	on("Fetch.authRequired", func(m cdpMessage) {
 		var ev struct {
