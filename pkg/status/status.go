@@ -11,6 +11,8 @@
 // key they answer 404 like any unknown route. Replies are never cached and
 // carry a Content-Security-Policy that lets the page load nothing but its
 // own inline style (by hash): no scripts at all, nothing from other hosts.
+// The page is rendered on the server (page.go), escaped by hand: it works
+// with JavaScript off.
 //
 // A page view reads the state table with a few queries, never a scan: the
 // targets' status items (package dynamo) and the open-jobs index (the
@@ -20,7 +22,6 @@
 package status
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -107,11 +108,10 @@ type Page struct {
 	o       options
 	obj     Objectives
 
-	// The template is parsed at the first page view, not at start: a cold
+	// The policy is hashed at the first page view, not at start: a cold
 	// start that serves dbt's webhook should not pay for it.
-	once sync.Once
-	tmpl *pageTemplate
-	err  error
+	once   sync.Once
+	policy string
 }
 
 // New returns a Page over the targets' statuses in store and the open jobs
@@ -193,18 +193,9 @@ func (p *Page) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, as
 		}
 		return reply(http.StatusOK, "application/json", string(body))
 	}
-	p.once.Do(func() { p.tmpl, p.err = parsePage() })
-	if p.err != nil {
-		log.ErrorContext(ctx, "status page: template", "error", p.err)
-		return reply(http.StatusInternalServerError, "text/plain; charset=utf-8", "Internal Server Error\n")
-	}
-	var b bytes.Buffer
-	if err := p.tmpl.render(&b, rep); err != nil {
-		log.ErrorContext(ctx, "status page: render", "error", err)
-		return reply(http.StatusInternalServerError, "text/plain; charset=utf-8", "Internal Server Error\n")
-	}
-	r := reply(http.StatusOK, "text/html; charset=utf-8", b.String())
-	r.Headers["Content-Security-Policy"] = p.tmpl.csp
+	p.once.Do(func() { p.policy = pagePolicy() })
+	r := reply(http.StatusOK, "text/html; charset=utf-8", string(renderPage(rep)))
+	r.Headers["Content-Security-Policy"] = p.policy
 	return r
 }
 

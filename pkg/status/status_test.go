@@ -349,3 +349,37 @@ func TestEmpty(t *testing.T) {
 		t.Errorf("empty JSON = %s", resp.Body)
 	}
 }
+
+// TestHTMLEscapes: names, notes and links come from Tableau and dbt, and
+// anyone who can publish to Tableau chooses a name; none of it may become
+// markup, and only http(s) links become links.
+func TestHTMLEscapes(t *testing.T) {
+	mem := state.NewMemory(state.WithClock(func() time.Time { return now }))
+	evil := state.StatusTarget{Key: "workbook:id:x", Kind: "workbook", Name: `<script>alert(1)</script>`, Project: `"><img src=x onerror=alert(1)>`,
+		ItemID: "x", URL: "javascript:alert(1)"}
+	run := state.TargetRun{RunID: `1"><b>`, DBTJobID: "<i>", DBTRunURL: "data:text/html,<script>alert(1)</script>", At: now, FinishedAt: now,
+		Result: state.OutcomeFailed, Notes: `</span><script>alert(2)</script>&amp;`}
+	if err := mem.RecordRun(context.Background(), evil, run); err != nil {
+		t.Fatal(err)
+	}
+	p, err := status.New(withPassword(password), mem, mem, status.WithSite(`"demo"<x>`), status.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := get(t, p, status.Route, "", basic("u", password)).Body
+	for _, bad := range []string{"<script", "<img", "<b>", "<i>", "<x>", "javascript:", "data:text", `href="1`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("page holds %q", bad)
+		}
+	}
+	for _, want := range []string{
+		`&lt;script&gt;alert(1)&lt;/script&gt; <span class="badge failing">`,
+		`in project &#34;&gt;&lt;img src=x onerror=alert(1)&gt;`,
+		`<span class="notes">&lt;/span&gt;&lt;script&gt;alert(2)&lt;/script&gt;&amp;amp;</span>`,
+		`run 1&#34;&gt;&lt;b&gt; of job &lt;i&gt;`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+}
