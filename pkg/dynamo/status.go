@@ -108,12 +108,11 @@ func (t *Table) updateStatus(ctx context.Context, target string, create bool, ch
 		item := encodeStatus(k, st)
 		item[attrExpiresAt] = n(now.Add(statusRetention).Unix())
 		in := &dynamodb.PutItemInput{TableName: aws.String(t.name), Item: item}
+		in.ExpressionAttributeNames = map[string]string{"#st": attrTargetStatus}
 		if old == nil {
-			in.ConditionExpression = aws.String("attribute_not_exists(#pk)")
-			in.ExpressionAttributeNames = map[string]string{"#pk": attrPK}
+			in.ConditionExpression = aws.String("attribute_not_exists(#st)")
 		} else {
 			in.ConditionExpression = aws.String("#st = :old")
-			in.ExpressionAttributeNames = map[string]string{"#st": attrTargetStatus}
 			in.ExpressionAttributeValues = map[string]types.AttributeValue{":old": old}
 		}
 		_, err = t.api.PutItem(ctx, in)

@@ -82,9 +82,10 @@ func (r *Recorder) Sweep(ctx context.Context) error {
 	}
 	now := r.o.now()
 	for _, s := range statuses {
-		if s.Warning.ID != "" || s.LastSuccess == nil || !isStale(s.LastSuccess, r.obj.For(s.Key), now) {
-			// Already warned (a failure warning says more than a stale
-			// one), or never refreshed by the bridge: nothing to judge by.
+		if s.Kind != tableau.WarningContentDatasource || s.Warning.ID != "" || s.LastSuccess == nil || !isStale(s.LastSuccess, r.obj.For(s.Key), now) {
+			// Not a data source (workbooks take no warnings), already
+			// warned (a failure warning says more than a stale one), or
+			// never refreshed by the bridge: nothing to judge by.
 			continue
 		}
 		r.put(ctx, s.StatusTarget, *s.LastSuccess, state.OutcomeStale)
