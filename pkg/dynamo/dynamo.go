@@ -11,8 +11,8 @@
 //	pk SCHEDULER#RUNS                sk JOB#<dbt job id>      scheduler's dbt run in flight
 //	pk NOTIFY                        sk <failure key>         notification outbox
 //	pk DELIVERY#<sender>:<hash>      sk DELIVERY              a webhook delivery handled (duplicates)
-//	pk STATUS#<shard>                sk TARGET#<target key>   a target's last runs and data quality
-//	                                                          warning, for the status page (status.go)
+//	pk STATUS#<shard>                sk BUCKET#<n>            the targets' last runs and data quality
+//	                                                          warnings, for the status page (status.go)
 package dynamo
 
 import (

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,44 +23,55 @@ import (
 
 var _ state.TargetStatuses = (*Table)(nil)
 
-// A target's status is one item holding its last state.HistoryLength runs,
-// so that the status page reads every target with a few queries, however
-// many runs the run records hold:
+// The targets' statuses, each its last state.HistoryLength runs, live in
+// statusBuckets items, each target in the bucket its key hashes to, so that
+// the status page reads every target with a few queries, however many runs
+// the run records hold and however many targets there are:
 //
-//	pk STATUS#<shard>   sk TARGET#<target key>   target (gzip'd JSON: kind, name, project,
-//	                                             LUID, URL, runs newest first, the last
-//	                                             success, the bridge's data quality
-//	                                             warning, when it was written), expires_at
+//	pk STATUS#<shard>   sk BUCKET#<n>   targets (gzip'd JSON: by target key, its kind,
+//	                                    name, project, LUID, URL, runs newest first,
+//	                                    last success, the bridge's data quality
+//	                                    warning, when it was written), expires_at
 //
-// Everything is in the one attribute because reading 500 targets then
-// moves 500 compact attributes instead of thousands of small ones (moto_server
-// spends its time per attribute; DynamoDB counts bytes, and gzip divides
-// them by about four). The items are spread over statusShards partitions,
-// read concurrently. They are written when a refresh job ends (the
-// follow-up, Tableau's webhook) or will not be queued (already queued,
-// failed): a read and a write conditional on the item being as read;
-// never on the path of a refresh that is queued, which stays at two
-// requests per target. A target not refreshed for statusRetention drops
-// off the page. To read one by hand:
+// A bucket rather than an item per target: a view then reads 64 items, not
+// one per target (moto_server, which the benchmark runs against, spends its
+// time per item and attribute: 500 targets took it 200-600 ms as items of
+// their own), for the same bytes (DynamoDB's read units count bytes; gzip
+// divides them by about four). The price is on writes, which rewrite the
+// bucket: 500 targets make buckets of about 5 KB, so 5 write units where
+// an item of its own would take 1. The buckets are spread over
+// statusShards partitions, read concurrently.
 //
-//	aws dynamodb get-item ... | jq -r .Item.target.B | base64 -d | gunzip
+// They are written when a refresh job ends (the follow-up, Tableau's
+// webhook) or will not be queued (already queued, failed): a read and a
+// write conditional on the bucket being as read, never on the path of a
+// refresh that is queued, which stays at two requests per target. A target
+// not written for statusRetention drops out. To read a bucket by hand:
+//
+//	aws dynamodb get-item ... | jq -r .Item.targets.B | base64 -d | gunzip | jq
 const (
 	statusPrefix    = "STATUS#"
+	bucketPrefix    = "BUCKET#"
 	statusShards    = 4
+	statusBuckets   = 64 // a multiple of statusShards
 	statusRetention = 90 * 24 * time.Hour
-	// statusAttempts bounds the read-and-write rounds of one RecordRun
-	// against concurrent writers of the same target.
+	// statusAttempts bounds the read-and-write rounds of one update
+	// against concurrent writers of the same bucket.
 	statusAttempts = 32
+	// maxBucket keeps a bucket under DynamoDB's 400 KB item limit, with
+	// room to spare: some 150 targets of ten runs each per 100 KB.
+	maxBucket = 350 << 10
 
 	attrDBTRunURL     = "dbt_run_url"
 	attrDBTFinishedAt = "dbt_finished_at"
-	attrTargetStatus  = "target" // the target, its runs and last success: gzip'd JSON
+	attrTargets       = "targets" // a bucket's statuses: gzip'd JSON
 )
 
-func statusKey(target string) map[string]types.AttributeValue {
+func bucketKey(target string) map[string]types.AttributeValue {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(target)) // hash writes do not fail
-	return key(statusPrefix+strconv.Itoa(int(h.Sum32()%statusShards)), targetPrefix+target)
+	b := int(h.Sum32() % statusBuckets)
+	return key(statusPrefix+strconv.Itoa(b%statusShards), fmt.Sprintf("%s%02d", bucketPrefix, b))
 }
 
 // RecordRun implements state.TargetStatuses with update.
@@ -82,37 +92,47 @@ func (t *Table) SetWarning(ctx context.Context, target string, w state.QualityWa
 	return nil
 }
 
-// updateStatus applies change to a target's status: a consistent read, the
-// change, and a write conditional on the item being as read (its one
-// attribute compared whole: every write changes it, since it carries the
-// time of the write), repeated when another writer came in between. A
-// status that does not exist is made only when create is set.
+// updateStatus applies change to a target's status in its bucket: a
+// consistent read, the change, and a write conditional on the bucket being
+// as read (its attribute compared whole: every write changes it, since it
+// carries the time of the write), repeated when another writer came in
+// between. A status that does not exist is made only when create is set.
+// Targets gone past statusRetention leave the bucket as it is written.
 func (t *Table) updateStatus(ctx context.Context, target string, create bool, change func(*state.TargetStatus)) error {
-	k := statusKey(target)
+	k := bucketKey(target)
 	for attempt := range statusAttempts {
 		out, err := t.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.name), Key: k, ConsistentRead: aws.Bool(true)})
 		if err != nil {
 			return err
 		}
-		st := state.TargetStatus{StatusTarget: state.StatusTarget{Key: target}}
-		old, _ := out.Item[attrTargetStatus].(*types.AttributeValueMemberB)
-		switch {
-		case out.Item != nil:
-			st = new(statusDecoder).decode(out.Item)
-		case !create:
+		old, _ := out.Item[attrTargets].(*types.AttributeValueMemberB)
+		now := t.now()
+		var d statusDecoder
+		bucket := d.bucket(out.Item, now)
+		w, ok := bucket[target]
+		if !ok && !create {
 			return nil
 		}
+		st := w.status(target)
 		change(&st)
-		now := t.now()
 		st.UpdatedAt = now
-		item := encodeStatus(k, st)
-		item[attrExpiresAt] = n(now.Add(statusRetention).Unix())
-		in := &dynamodb.PutItemInput{TableName: aws.String(t.name), Item: item}
-		in.ExpressionAttributeNames = map[string]string{"#st": attrTargetStatus}
+		bucket[target] = toWireStatus(st)
+		blob, err := gzipJSON(wireBucket{Targets: bucket})
+		if err != nil {
+			return err
+		}
+		if len(blob) > maxBucket {
+			return fmt.Errorf("status bucket %s is %d KB, near DynamoDB's item limit: raise statusBuckets", getS(k, attrSK), len(blob)>>10)
+		}
+		item := map[string]types.AttributeValue{
+			attrPK: k[attrPK], attrSK: k[attrSK], attrTargets: &types.AttributeValueMemberB{Value: blob},
+			attrExpiresAt: n(now.Add(statusRetention).Unix()),
+		}
+		in := &dynamodb.PutItemInput{TableName: aws.String(t.name), Item: item, ExpressionAttributeNames: map[string]string{"#t": attrTargets}}
 		if old == nil {
-			in.ConditionExpression = aws.String("attribute_not_exists(#st)")
+			in.ConditionExpression = aws.String("attribute_not_exists(#t)")
 		} else {
-			in.ConditionExpression = aws.String("#st = :old")
+			in.ConditionExpression = aws.String("#t = :old")
 			in.ExpressionAttributeValues = map[string]types.AttributeValue{":old": old}
 		}
 		_, err = t.api.PutItem(ctx, in)
@@ -141,15 +161,18 @@ func (t *Table) TargetStatuses(ctx context.Context) ([]state.TargetStatus, error
 		out  []state.TargetStatus
 		errs []error
 	)
+	now := t.now()
 	for shard := range statusShards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			items, err := t.queryStatuses(ctx, statusPrefix+strconv.Itoa(shard))
+			items, err := t.queryPartition(ctx, statusPrefix+strconv.Itoa(shard))
 			var d statusDecoder
-			decoded := make([]state.TargetStatus, 0, len(items))
+			var decoded []state.TargetStatus
 			for _, it := range items {
-				decoded = append(decoded, d.decode(it))
+				for key, w := range d.bucket(it, now) {
+					decoded = append(decoded, w.status(key))
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -168,10 +191,8 @@ func (t *Table) TargetStatuses(ctx context.Context) ([]state.TargetStatus, error
 	return out, nil
 }
 
-// queryStatuses reads a whole status partition with eventually consistent
-// reads. Whole items: a projection would not lower the read units (they
-// count the items read), and the other attributes are a few bytes.
-func (t *Table) queryStatuses(ctx context.Context, pk string) ([]map[string]types.AttributeValue, error) {
+// queryPartition reads a whole partition with eventually consistent reads.
+func (t *Table) queryPartition(ctx context.Context, pk string) ([]map[string]types.AttributeValue, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(t.name),
 		KeyConditionExpression:    aws.String("#pk = :pk"),
@@ -192,48 +213,58 @@ func (t *Table) queryStatuses(ctx context.Context, pk string) ([]map[string]type
 	}
 }
 
-func encodeStatus(k map[string]types.AttributeValue, st state.TargetStatus) map[string]types.AttributeValue {
-	item := map[string]types.AttributeValue{attrPK: k[attrPK], attrSK: k[attrSK]}
-	w := wireStatus{
-		Kind: st.Kind, Name: st.Name, Project: st.Project, ItemID: st.ItemID, URL: st.URL, Runs: make([]wireRun, 0, len(st.Runs)),
-		WarningID: st.Warning.ID, WarningReason: string(st.Warning.Reason), WarningRun: st.Warning.RunID, UpdatedAt: wireTime(st.UpdatedAt),
-	}
-	for _, r := range st.Runs {
-		w.Runs = append(w.Runs, toWire(r))
-	}
-	if st.LastSuccess != nil {
-		last := toWire(*st.LastSuccess)
-		w.Last = &last
-	}
-	var buf bytes.Buffer
-	// Writing strings to memory cannot fail. The fastest level: the JSON
-	// is small and repetitive, and compresses about as well.
-	z, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	_ = json.NewEncoder(z).Encode(w)
-	_ = z.Close()
-	item[attrTargetStatus] = &types.AttributeValueMemberB{Value: buf.Bytes()}
-	return item
+// wireBucket is what a bucket's attribute holds, as JSON before gzip.
+type wireBucket struct {
+	Targets map[string]wireStatus `json:"targets"`
 }
 
-// statusDecoder decodes status items, reusing its gzip reader: one holds
-// tens of kilobytes of state, and reading 500 statuses with a new one each
-// would allocate some 20 MB.
+func gzipJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	// The fastest level: the JSON is repetitive and compresses about as
+	// well.
+	z, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err := json.NewEncoder(z).Encode(v); err != nil {
+		return nil, err
+	}
+	if err := z.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// statusDecoder decodes buckets, reusing its gzip reader, which holds tens
+// of kilobytes of state.
 type statusDecoder struct{ z *gzip.Reader }
 
-// gunzipJSON decodes gzip-compressed JSON into v, reporting whether it
-// could.
-func (d *statusDecoder) gunzipJSON(b []byte, v any) bool {
+// bucket returns the statuses in a bucket item (none for a nil item), less
+// those not written since statusRetention before now. A bucket that does
+// not decode (written by a later version, say) reads as empty rather than
+// failing the whole page.
+func (d *statusDecoder) bucket(item map[string]types.AttributeValue, now time.Time) map[string]wireStatus {
+	out := map[string]wireStatus{}
+	b, _ := item[attrTargets].(*types.AttributeValueMemberB)
+	if b == nil {
+		return out
+	}
 	var err error
 	if d.z == nil {
-		d.z, err = gzip.NewReader(bytes.NewReader(b))
+		d.z, err = gzip.NewReader(bytes.NewReader(b.Value))
 	} else {
-		err = d.z.Reset(bytes.NewReader(b))
+		err = d.z.Reset(bytes.NewReader(b.Value))
 	}
-	return err == nil && json.NewDecoder(d.z).Decode(v) == nil
+	var w wireBucket
+	if err != nil || json.NewDecoder(d.z).Decode(&w) != nil {
+		return out
+	}
+	for k, st := range w.Targets {
+		if now.Sub(fromWireTime(st.UpdatedAt)) <= statusRetention {
+			out[k] = st
+		}
+	}
+	return out
 }
 
-// wireStatus is what a status item's "target" attribute holds, as JSON
-// before gzip.
+// wireStatus is one target's status in a bucket.
 type wireStatus struct {
 	Kind    string    `json:"kind,omitempty"`
 	Name    string    `json:"name,omitempty"`
@@ -288,21 +319,27 @@ func (w wireRun) run() state.TargetRun {
 	}
 }
 
-func (d *statusDecoder) decode(item map[string]types.AttributeValue) state.TargetStatus {
-	st := state.TargetStatus{StatusTarget: state.StatusTarget{Key: strings.TrimPrefix(getS(item, attrSK), targetPrefix)}}
-	b, _ := item[attrTargetStatus].(*types.AttributeValueMemberB)
-	if b == nil {
-		return st
+func toWireStatus(st state.TargetStatus) wireStatus {
+	w := wireStatus{
+		Kind: st.Kind, Name: st.Name, Project: st.Project, ItemID: st.ItemID, URL: st.URL, Runs: make([]wireRun, 0, len(st.Runs)),
+		WarningID: st.Warning.ID, WarningReason: string(st.Warning.Reason), WarningRun: st.Warning.RunID, UpdatedAt: wireTime(st.UpdatedAt),
 	}
-	// A status that does not decode (written by a later version, say) is
-	// shown without its runs rather than failing the whole page.
-	var w wireStatus
-	if !d.gunzipJSON(b.Value, &w) {
-		return st
+	for _, r := range st.Runs {
+		w.Runs = append(w.Runs, toWire(r))
 	}
-	st.Kind, st.Name, st.Project, st.ItemID, st.URL = w.Kind, w.Name, w.Project, w.ItemID, w.URL
-	st.Warning = state.QualityWarning{ID: w.WarningID, Reason: state.Outcome(w.WarningReason), RunID: w.WarningRun}
-	st.UpdatedAt = fromWireTime(w.UpdatedAt)
+	if st.LastSuccess != nil {
+		last := toWire(*st.LastSuccess)
+		w.Last = &last
+	}
+	return w
+}
+
+func (w wireStatus) status(key string) state.TargetStatus {
+	st := state.TargetStatus{
+		StatusTarget: state.StatusTarget{Key: key, Kind: w.Kind, Name: w.Name, Project: w.Project, ItemID: w.ItemID, URL: w.URL},
+		Warning:      state.QualityWarning{ID: w.WarningID, Reason: state.Outcome(w.WarningReason), RunID: w.WarningRun},
+		UpdatedAt:    fromWireTime(w.UpdatedAt),
+	}
 	for _, r := range w.Runs {
 		st.Runs = append(st.Runs, r.run())
 	}
