@@ -37,10 +37,11 @@ var _ state.TargetStatuses = (*Table)(nil)
 // one per target (moto_server, which the benchmark runs against, spends its
 // time per item and attribute: 500 targets took it 200-600 ms as items of
 // their own), for the same bytes (DynamoDB's read units count bytes; gzip
-// divides them by about four). The price is on writes, which rewrite the
-// bucket: 500 targets make buckets of about 5 KB, so 5 write units where
-// an item of its own would take 1. The buckets are spread over
-// statusShards partitions, read concurrently.
+// divides them by four or more). The price is on writes, which rewrite the
+// bucket: gzip'd, a target with ten runs takes 200 to 500 bytes, so 500
+// targets make buckets of 2 to 4 KB, and as many write units where an item
+// of its own would take 1. The buckets are spread over statusShards
+// partitions, read concurrently.
 //
 // They are written when a refresh job ends (the follow-up, Tableau's
 // webhook) or will not be queued (already queued, failed): a read and a
@@ -59,7 +60,7 @@ const (
 	// against concurrent writers of the same bucket.
 	statusAttempts = 32
 	// maxBucket keeps a bucket under DynamoDB's 400 KB item limit, with
-	// room to spare: some 150 targets of ten runs each per 100 KB.
+	// room to spare: some 40,000 targets over the 64 buckets.
 	maxBucket = 350 << 10
 
 	attrDBTRunURL     = "dbt_run_url"
