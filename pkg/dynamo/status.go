@@ -77,7 +77,7 @@ func bucketKey(target string) map[string]types.AttributeValue {
 
 // RecordRun implements state.TargetStatuses with update.
 func (t *Table) RecordRun(ctx context.Context, target state.StatusTarget, r state.TargetRun) error {
-	err := t.updateStatus(ctx, target.Key, true, func(st *state.TargetStatus) { st.MergeRun(target, r) })
+	err := t.updateStatus(ctx, target.Key, true, func(st *state.TargetStatus) bool { st.MergeRun(target, r); return true })
 	if err != nil {
 		return fmt.Errorf("record run %s on the status of %s: %w", r.RunID, target.Key, err)
 	}
@@ -86,7 +86,13 @@ func (t *Table) RecordRun(ctx context.Context, target state.StatusTarget, r stat
 
 // SetWarning implements state.TargetStatuses with update.
 func (t *Table) SetWarning(ctx context.Context, target string, w state.QualityWarning) error {
-	err := t.updateStatus(ctx, target, false, func(st *state.TargetStatus) { st.Warning = w })
+	err := t.updateStatus(ctx, target, false, func(st *state.TargetStatus) bool {
+		if st.Warning == w {
+			return false // as it is: no write (a success with no warning to clear)
+		}
+		st.Warning = w
+		return true
+	})
 	if err != nil {
 		return fmt.Errorf("record the quality warning of %s: %w", target, err)
 	}
@@ -97,9 +103,10 @@ func (t *Table) SetWarning(ctx context.Context, target string, w state.QualityWa
 // consistent read, the change, and a write conditional on the bucket being
 // as read (its attribute compared whole: every write changes it, since it
 // carries the time of the write), repeated when another writer came in
-// between. A status that does not exist is made only when create is set.
+// between. A status that does not exist is made only when create is set;
+// nothing is written when change reports no change.
 // Targets gone past statusRetention leave the bucket as it is written.
-func (t *Table) updateStatus(ctx context.Context, target string, create bool, change func(*state.TargetStatus)) error {
+func (t *Table) updateStatus(ctx context.Context, target string, create bool, change func(*state.TargetStatus) bool) error {
 	k := bucketKey(target)
 	for attempt := range statusAttempts {
 		out, err := t.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.name), Key: k, ConsistentRead: aws.Bool(true)})
@@ -115,7 +122,9 @@ func (t *Table) updateStatus(ctx context.Context, target string, create bool, ch
 			return nil
 		}
 		st := w.status(target)
-		change(&st)
+		if !change(&st) {
+			return nil
+		}
 		st.UpdatedAt = now
 		bucket[target] = toWireStatus(st)
 		blob, err := gzipJSON(wireBucket{Targets: bucket})
