@@ -130,6 +130,7 @@ func BenchmarkStatusPage(b *testing.B) {
 			}
 			b.StopTimer()
 			slices.Sort(lat)
+			b.Logf("slowest views: %v", lat[max(0, len(lat)-8):])
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(db.queries.Load())/float64(b.N), "dynamodb-queries/op")

@@ -1,7 +1,6 @@
 package status
 
 import (
-	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
@@ -39,7 +38,7 @@ func pagePolicy() string {
 
 // page writes the report as HTML.
 type page struct {
-	b   bytes.Buffer
+	b   strings.Builder
 	now time.Time
 }
 
@@ -71,8 +70,11 @@ func safeURL(s string) bool {
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
-func renderPage(rep *Report) []byte {
+// renderPage returns the page. (A string: it is what the reply carries,
+// and the builder hands it over without a copy.)
+func renderPage(rep *Report) string {
 	p := &page{now: rep.GeneratedAt}
+	p.b.Grow(8<<10 + 3<<10*len(rep.Targets)) // about what a target with ten runs takes
 	filter := State("")
 	if rep.Filter != nil {
 		filter = *rep.Filter
@@ -126,7 +128,7 @@ func renderPage(rep *Report) []byte {
 		p.raw("?state=", string(filter))
 	}
 	p.raw("\">status.json</a>. Times are UTC.</p></footer>\n</body>\n</html>\n")
-	return p.b.Bytes()
+	return p.b.String()
 }
 
 func (p *page) target(i int, t Target) {
