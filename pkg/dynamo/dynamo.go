@@ -11,7 +11,7 @@
 //	pk SCHEDULER#RUNS                sk JOB#<dbt job id>      scheduler's dbt run in flight
 //	pk NOTIFY                        sk <failure key>         notification outbox
 //	pk DELIVERY#<sender>:<hash>      sk DELIVERY              a webhook delivery handled (duplicates)
-//	pk STATUS#<shard>                sk BUCKET#<n>            the targets' last runs and data quality
+//	pk STATUS                        sk BUCKET#<n>            the targets' last runs and data quality
 //	                                                          warnings, for the status page (status.go)
 package dynamo
 

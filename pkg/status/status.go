@@ -14,9 +14,9 @@
 // The page is rendered on the server (page.go), escaped by hand: it works
 // with JavaScript off.
 //
-// A page view reads the state table with a few queries, never a scan: the
-// targets' status items (package dynamo) and the open-jobs index (the
-// running refreshes). The Recorder keeps those items, and, when asked, puts
+// A page view reads the state table with two queries, never a scan: the
+// targets' statuses (package dynamo keeps them in buckets) and the
+// open-jobs index (the running refreshes). The Recorder keeps those items, and, when asked, puts
 // Tableau data quality warnings on content whose refresh failed or went
 // stale (warnings.go).
 package status
