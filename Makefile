@@ -119,7 +119,7 @@ bench: deps
 	   $(GO) test -run '^$$' -bench VerifySignature ./pkg/dbtcloud/ ; \
 	   $(GO) test -run '^$$' -bench ReadManifest -benchtime 1x ./pkg/dbtartifacts/ ; \
 	   $(GO) test -run '^$$' -bench ScheduledRunCost -benchtime 5x ./pkg/scheduler/ ; \
-	   $(GO) test -run '^$$' -bench StatusPage -benchtime 100x ./pkg/status/ ; \
+	   $(GO) test -run '^$$' -bench StatusPage -benchtime 200x ./pkg/status/ ; \
 	   $(GO) test -run '^$$' -bench ColdStart -benchtime 60x ./functions/webhook/ ; \
 	   $(GO) test -count=1 -v -run 'TestLoad' ./pkg/webhook/ ; } 2>&1 | $(GO) run ./cmd/benchtable
 
