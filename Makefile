@@ -100,7 +100,9 @@ check-config:
 	@$(GO) run ./functions/webhook -check-config
 
 # moto_server (DynamoDB, Secrets Manager and SNS emulator) and cfn-lint come
-# with the machine image; .ci/deps says what to install where one is missing.
+# with the machine image, Chromium (the status page's browser test) from
+# Debian's packages; .ci/deps installs or says what to install where one is
+# missing.
 deps:
 	@bash .ci/deps
 
@@ -115,6 +117,7 @@ bench: deps
 	   $(GO) test -run '^$$' -bench VerifySignature ./pkg/dbtcloud/ ; \
 	   $(GO) test -run '^$$' -bench ReadManifest -benchtime 1x ./pkg/dbtartifacts/ ; \
 	   $(GO) test -run '^$$' -bench ScheduledRunCost -benchtime 5x ./pkg/scheduler/ ; \
+	   $(GO) test -run '^$$' -bench StatusPage -benchtime 200x ./pkg/status/ ; \
 	   $(GO) test -run '^$$' -bench ColdStart -benchtime 60x ./functions/webhook/ ; \
 	   $(GO) test -run '^$$' -bench LineageDelivery -benchtime 3x ./pkg/webhook/ ; \
 	   $(GO) test -run '^$$' -bench LineageIndexStore -benchtime 1x -timeout 60m ./pkg/lineage/ ; \

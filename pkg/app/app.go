@@ -27,6 +27,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/status"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
 )
@@ -55,6 +56,10 @@ type App struct {
 	Lineage state.LineageIndex
 	Planner *lineage.Planner
 	Builder *lineage.Builder
+	// Statuses holds each target's last runs for the status page; Status
+	// keeps them (and the data quality warnings) as refreshes settle.
+	Statuses state.TargetStatuses
+	Status   *status.Recorder
 }
 
 // NewLogger returns the JSON logger the functions write with: to stdout in
@@ -94,18 +99,18 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 			return nil, err
 		}
 		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions, a.Lineage = tbl, tbl.Runs(), tbl, tbl, tbl, tbl
-		a.Deferred = tbl
+		a.Deferred, a.Statuses = tbl, tbl
 	} else {
 		mem := state.NewMemory()
 		a.Store, a.Runs, a.Jobs, a.Outbox, a.Sessions, a.Lineage = mem, mem.Runs(), mem, mem, tableau.NewMemorySessionStore(), mem
-		a.Deferred = mem
+		a.Deferred, a.Statuses = mem, mem
 	}
 
 	tOpts := []tableau.Option{
 		tableau.WithSite(cfg.TableauSite),
 		tableau.WithLogger(logger),
 		tableau.WithSessionStore(a.Sessions),
-		tableau.WithCredentialsProvider(tableauCredentials{a.Secrets}),
+		tableau.WithCredentialsProvider(tableauCredentials{src: a.Secrets, scopes: tableauScopes(cfg)}),
 	}
 	if cfg.TableauAPIVersion != "" {
 		tOpts = append(tOpts, tableau.WithAPIVersion(cfg.TableauAPIVersion))
@@ -137,10 +142,17 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		channels["sns"] = sn
 	}
 	a.Alerts = followup.NewAlerts(a.Outbox, channels, followup.WithNotifySuccess(cfg.NotifySuccess), followup.WithLogger(logger))
+	recOpts := a.statusOptions()
+	if cfg.QualityWarnings {
+		recOpts = append(recOpts, status.WithQualityWarnings(a.Tableau))
+	}
+	a.Status = status.NewRecorder(a.Statuses, recOpts...)
 	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs), refresh.WithRides(a.Tableau),
 		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()),
-		refresh.WithSite(cfg.TableauSite), refresh.WithConcurrency(cfg.TableauConcurrency), refresh.WithDeferrals(a.Deferred))
-	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger))
+		refresh.WithSite(cfg.TableauSite), refresh.WithConcurrency(cfg.TableauConcurrency), refresh.WithDeferrals(a.Deferred),
+		refresh.WithStatus(a.Status))
+	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger),
+		followup.WithStatus(a.Status))
 	lOpts := []lineage.Option{lineage.WithAliases(cfg.LineageAliases), lineage.WithAlerts(a.Alerts), lineage.WithLogger(logger)}
 	if cfg.Lineage && a.DBT != nil {
 		a.Planner = lineage.NewPlanner(cfg.Map, a.DBT, a.Tableau, a.Lineage, lOpts...)
@@ -155,11 +167,18 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	return a, nil
 }
 
-// WebhookRouter is the webhook function's handler: dbt Cloud's route and
-// Tableau's.
+// statusOptions are what the status page and its Recorder share: the map's
+// targets and objectives, the default objective, the site.
+func (a *App) statusOptions() []status.Option {
+	return []status.Option{status.WithMap(a.Config.Map), status.WithFreshnessSLA(a.Config.FreshnessSLA),
+		status.WithSite(a.Config.TableauSite), status.WithLogger(a.Logger)}
+}
+
+// WebhookRouter is the webhook function's handler: dbt Cloud's route,
+// Tableau's, and the status page's two.
 func (a *App) WebhookRouter() (*webhook.Router, error) {
 	dbtHook, err := webhook.NewDBT(a.Secrets, a.Refresher, a.Planner,
-		webhook.WithMaxEventAge(a.Config.MaxEventAge), webhook.WithLogger(a.Logger))
+		webhook.WithMaxEventAge(a.Config.MaxEventAge), webhook.WithLogger(a.Logger), webhook.WithDBTCloudURL(a.Config.DBTCloudURL))
 	if err != nil {
 		return nil, err
 	}
@@ -167,9 +186,15 @@ func (a *App) WebhookRouter() (*webhook.Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	page, err := status.New(a.Secrets, a.Statuses, a.Jobs, a.statusOptions()...)
+	if err != nil {
+		return nil, err
+	}
 	return webhook.NewRouter(map[string]webhook.HTTPHandler{
 		webhook.DBTRoute:     dbtHook.Handle,
 		webhook.TableauRoute: tableauHook.Handle,
+		status.Route:         page.HTML,
+		status.JSONRoute:     page.JSON,
 	}, a.Logger), nil
 }
 
@@ -191,4 +216,14 @@ func (a *App) Scheduler() (*scheduler.Scheduler, error) {
 		opts = append(opts, scheduler.WithIndexer(a.Builder))
 	}
 	return scheduler.New(dbt, a.Runs, a.Refresher, a.Planner, opts...)
+}
+
+// tableauScopes are the scopes the functions' connected-app JWT asks for:
+// the default, and the data quality warnings' when they are on (nil when
+// the default will do).
+func tableauScopes(cfg *config.Config) []string {
+	if !cfg.QualityWarnings {
+		return nil
+	}
+	return append(tableau.DefaultScopes(), tableau.QualityWarningScopes()...)
 }

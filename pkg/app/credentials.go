@@ -13,8 +13,11 @@ import (
 // effect in a warm function without rebuilding anything.
 
 // tableauCredentials are the secret's PAT, or its connected app when all of
-// the app's keys are there.
-type tableauCredentials struct{ src secrets.Source }
+// the app's keys are there; scopes are the app's JWT's (nil: the default).
+type tableauCredentials struct {
+	src    secrets.Source
+	scopes []string
+}
 
 func (t tableauCredentials) Credentials(ctx context.Context) (tableau.Credentials, error) {
 	c, err := t.src.Credentials(ctx)
@@ -24,6 +27,7 @@ func (t tableauCredentials) Credentials(ctx context.Context) (tableau.Credential
 	if c.ConnectedApp() {
 		return tableau.Credentials{ConnectedApp: &tableau.ConnectedApp{
 			ClientID: c.TableauClientID, SecretID: c.TableauSecretID, SecretValue: c.TableauSecretValue, Username: c.TableauUsername,
+			Scopes: t.scopes,
 		}}, nil
 	}
 	return tableau.Credentials{PATName: c.TableauPATName, PATSecret: c.TableauPATSecret}, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/config"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/demo"
@@ -36,6 +37,14 @@ func Start(ctx context.Context) (a *App, d *demo.Demo, stop func(), err error) {
 	if err != nil {
 		stop()
 		return nil, nil, func() {}, err
+	}
+	if mem, ok := a.Store.(demo.Store); ok && d != nil && cfg.StateTable == "" {
+		// The status page's demo content, in every state. Never in a
+		// table: DEMO=true beside STATE_TABLE writes nothing there.
+		if err := d.Seed(ctx, mem, time.Now()); err != nil {
+			stop()
+			return nil, nil, func() {}, err
+		}
 	}
 	if d != nil {
 		// Said once the configuration is known to be good, so that a

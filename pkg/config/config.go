@@ -55,6 +55,10 @@ type Config struct {
 	NotifySuccess  bool          // NOTIFY_SUCCESS: also send a message when a refresh succeeds
 	JobLimit       time.Duration // JOB_LIMIT: a Tableau refresh job unfinished after this is reported, default 2h
 
+	// The status page and the warnings on the dashboards.
+	FreshnessSLA    time.Duration // FRESHNESS_SLA: a target not refreshed successfully for longer is stale, default 24h
+	QualityWarnings bool          // TABLEAU_QUALITY_WARNINGS: put a data quality warning on content whose refresh failed or went stale
+
 	MaxEventAge time.Duration // WEBHOOK_MAX_EVENT_AGE, default 24h
 	Retention   time.Duration // IDEMPOTENCY_RETENTION, default 72h
 	LogLevel    slog.Level    // LOG_LEVEL: debug, info, warn, error
@@ -100,6 +104,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		{"POLL_WINDOW", &c.PollWindow, 5 * time.Minute},
 		{"QUEUE_LIMIT", &c.QueueLimit, 30 * time.Minute},
 		{"JOB_LIMIT", &c.JobLimit, 2 * time.Hour},
+		{"FRESHNESS_SLA", &c.FreshnessSLA, 24 * time.Hour},
 	}
 	for _, d := range durations {
 		*d.dst = d.def
@@ -134,7 +139,7 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 	for _, b := range []struct {
 		name string
 		dst  *bool
-	}{{"CANCEL_STUCK", &c.CancelStuck}, {"NOTIFY_SUCCESS", &c.NotifySuccess}, {"DEMO", &c.Demo}} {
+	}{{"CANCEL_STUCK", &c.CancelStuck}, {"NOTIFY_SUCCESS", &c.NotifySuccess}, {"DEMO", &c.Demo}, {"TABLEAU_QUALITY_WARNINGS", &c.QualityWarnings}} {
 		if v := strings.TrimSpace(getenv(b.name)); v != "" {
 			if *b.dst, err = strconv.ParseBool(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", b.name, v))
@@ -260,6 +265,11 @@ func (c *Config) Describe() string {
 		line("notifications:  Slack when the secret has slack_webhook_url, else the log")
 	}
 	line("replays:        events older than %s are ignored; runs are remembered for %s", c.MaxEventAge, c.Retention)
+	warnings := "off (TABLEAU_QUALITY_WARNINGS)"
+	if c.QualityWarnings {
+		warnings = "on: a data quality warning on data sources whose refresh failed or went stale"
+	}
+	line("status page:    GET /status and /status.json once the secret has status_password; stale after %s; warnings in Tableau %s", c.FreshnessSLA, warnings)
 	return b.String()
 }
 

@@ -35,7 +35,8 @@ func TestFromEnv(t *testing.T) {
 		check   func(*testing.T, *Config)
 	}{
 		{name: "defaults", env: base, check: func(t *testing.T, c *Config) {
-			if c.MaxEventAge != 24*time.Hour || c.Retention != 72*time.Hour || c.PollWindow != 5*time.Minute || c.JobLimit != 2*time.Hour || c.TableauConcurrency != 10 {
+			if c.MaxEventAge != 24*time.Hour || c.Retention != 72*time.Hour || c.PollWindow != 5*time.Minute || c.JobLimit != 2*time.Hour ||
+				c.TableauConcurrency != 10 || c.FreshnessSLA != 24*time.Hour || c.QualityWarnings {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
@@ -53,6 +54,14 @@ func TestFromEnv(t *testing.T) {
 					t.Errorf("config = %+v", c)
 				}
 			}},
+		{name: "status page settings", env: with(map[string]string{"FRESHNESS_SLA": "6h", "TABLEAU_QUALITY_WARNINGS": "true"}),
+			check: func(t *testing.T, c *Config) {
+				if c.FreshnessSLA != 6*time.Hour || !c.QualityWarnings || !strings.Contains(c.Describe(), "stale after 6h0m0s; warnings in Tableau on") {
+					t.Errorf("config = %+v\n%s", c, c.Describe())
+				}
+			}},
+		{name: "status page settings wrong", env: with(map[string]string{"FRESHNESS_SLA": "a day", "TABLEAU_QUALITY_WARNINGS": "sometimes"}),
+			wantErr: []string{`FRESHNESS_SLA: want a positive duration such as 24h or 5m, got "a day"`, `TABLEAU_QUALITY_WARNINGS: want true or false, got "sometimes"`}},
 		{name: "every problem at once", env: with(map[string]string{
 			"TABLEAU_SERVER_URL": "", "REFRESH_MAP": `{"jobs":{"x":[]}}`, "WEBHOOK_MAX_EVENT_AGE": "soon",
 			"DBT_ACCOUNT_ID": "-3", "CANCEL_STUCK": "maybe", "LOG_LEVEL": "loud",

@@ -55,12 +55,18 @@ const (
 	// sample event for it.
 	WebhookToken = "local-demo-webhook-token"
 	Site         = "demo"
+	// StatusPassword opens the demo's status page (any user name).
+	StatusPassword = "local-demo-status"
 )
 
 // RefreshMap is the demo's map: lineage finds most of what job 123
 // refreshes; the map adds a workbook built on a spreadsheet, which lineage
-// cannot connect to dbt, and keeps the scratch workbook out.
-const RefreshMap = `{"jobs":{"123":[{"workbook":"Executive Summary","project":"Finance"}]},"exclude":[{"workbook":"Scratchpad","project":"Sandbox"}]}`
+// cannot connect to dbt, and keeps the scratch workbook out. Jobs 456 and
+// 789 map the rest of the status page's demo content (status.go).
+const RefreshMap = `{"jobs":{"123":[{"workbook":"Executive Summary","project":"Finance"}],` +
+	`"456":[{"workbook":"Executive KPIs","project":"Finance"},{"datasource":"Customers","project":"Marketing"}],` +
+	`"789":[{"datasource":"Inventory","freshness_sla":"6h"}]},` +
+	`"exclude":[{"workbook":"Scratchpad","project":"Sandbox"}]}`
 
 // SampleRuns are the runs of job 123 the sample events in events/ report;
 // the demo's dbt Cloud has them, finished, with their artifacts.
@@ -74,6 +80,8 @@ type Demo struct {
 	// Env holds the variables the function should run with; callers set
 	// only those the user has not set.
 	Env map[string]string
+	// items are the LUIDs of the demo content, by name.
+	items map[string]string
 }
 
 // Start starts the simulator with demo content.
@@ -83,7 +91,7 @@ func Start() *Demo {
 	srv := tableautest.NewServer(tableautest.WithSite(Site), tableautest.WithJobTimings(2*time.Second, 5*time.Second), tableautest.AllowHTTPDestinations())
 	srv.AddPAT(PATName, PATSecret)
 	srv.AddPAT(AdminPATName, AdminPATSecret)
-	addContent(srv)
+	items := addContent(srv)
 	dbt := dbtcloudtest.NewServer(dbtcloudtest.WithToken(DBTToken))
 	dbt.AddJob(123, "Daily build", dbtcloudtest.RunTimings(2*time.Second, 3*time.Second, 5*time.Second))
 	for _, id := range sampleRuns {
@@ -92,6 +100,7 @@ func Start() *Demo {
 	return &Demo{
 		Tableau: srv,
 		DBT:     dbt,
+		items:   items,
 		Env: map[string]string{
 			"DBT_CLOUD_URL":         dbt.URL(),
 			"DBT_ACCOUNT_ID":        strconv.FormatInt(dbt.AccountID(), 10),
@@ -103,6 +112,7 @@ func Start() *Demo {
 			"TABLEAU_PAT_NAME":      PATName,
 			"TABLEAU_PAT_SECRET":    PATSecret,
 			"TABLEAU_WEBHOOK_TOKEN": WebhookToken,
+			"STATUS_PASSWORD":       StatusPassword,
 			// The demo's credentials are these variables, not a secret.
 			"SECRET_ID": "",
 			// The demo signs in with its PAT: a connected app in the
@@ -119,16 +129,19 @@ func Start() *Demo {
 var userChoices = map[string]bool{"REFRESH_MAP": true}
 
 // addContent puts the demo's Tableau content, over the demo dbt project's
-// tables, on srv.
-func addContent(srv *tableautest.Server) {
+// tables, on srv, and the status page's (status.go), and returns the LUIDs
+// Seed needs, by name.
+func addContent(srv *tableautest.Server) map[string]string {
 	table := func(schema, name string) tableautest.TableRef {
 		return tableautest.TableRef{Database: "ANALYTICS", Schema: schema, Name: name, ConnectionType: "snowflake"}
 	}
+	items := map[string]string{}
 	orders := srv.AddDatasource("Orders", "Finance", tableautest.ReadsTables(table("MARTS", "ORDERS")))
+	items["Orders"] = orders
 	srv.AddDatasource("Orders (live)", "Finance", tableautest.NoExtract(), tableautest.ReadsTables(table("MARTS", "ORDERS")))
 	srv.AddDatasource("Daily Orders", "Finance", tableautest.ReadsTables(table("MARTS", "ORDERS_DAILY")))
 	srv.AddDatasource("Customers", "Finance", tableautest.ReadsTables(table("MARTS", "CUSTOMERS")))
-	srv.AddWorkbook("Sales Overview", "Finance", tableautest.WithEmbeddedSources(tableautest.EmbeddedSource{
+	items["Sales Overview"] = srv.AddWorkbook("Sales Overview", "Finance", tableautest.WithEmbeddedSources(tableautest.EmbeddedSource{
 		Name: "Sales (extract)", Extract: true, Tables: []tableautest.TableRef{table("MARTS", "ORDERS_V")}}))
 	srv.AddWorkbook("Order Facts", "Finance", tableautest.WithEmbeddedSources(tableautest.EmbeddedSource{
 		Name: "Order facts (extract)", Extract: true, Tables: []tableautest.TableRef{table("MARTS", "ORDER_FACTS_V")}}))
@@ -142,6 +155,12 @@ func addContent(srv *tableautest.Server) {
 		Name: "Scratch", Extract: true, Tables: []tableautest.TableRef{table("MARTS", "ORDERS")}}))
 	srv.AddWorkbook("Sales Overview", "Sandbox")
 	srv.AddWorkbook("Executive Summary", "Finance")
+	// The status page's other jobs (456, 789), not built by the demo
+	// project: listed in the map.
+	items["Executive KPIs"] = srv.AddWorkbook("Executive KPIs", "Finance")
+	items["Customers"] = srv.AddDatasource("Customers", "Marketing")
+	items["Inventory"] = srv.AddDatasource("Inventory", "Operations")
+	return items
 }
 
 // Apply sets the process environment to d.Env and returns, sorted, the
@@ -203,6 +222,8 @@ func (d *Demo) PrintInstructions(w io.Writer, addr string) error {
 		d.Tableau.URL(), Site, JobID)
 	fmt.Fprintf(w, "Send a signed 'run succeeded' event from another terminal:\n\n  curl -sS -X POST http://%s/dbt/webhook -H 'Content-Type: application/json' -H 'Authorization: %s' --data-binary @%s\n\n",
 		addr, dbtcloud.SignatureHeader(body, os.Getenv("DBT_WEBHOOK_SECRET")), path)
+	fmt.Fprintf(w, "The status page, with demo content in every state: http://%s/status (any user name, password %s); the same as JSON at /status.json:\n\n  curl -sS -u any:%s http://%s/status.json\n\n",
+		addr, StatusPassword, StatusPassword, addr)
 	fmt.Fprintf(w, "Try the Tableau webhooks CLI against the simulator and this API (Tableau will call http://%s/tableau/webhook/<token>):\n\n", addr)
 	for _, l := range d.WebhooksRecipe(addr) {
 		fmt.Fprintf(w, "  %s\n", l)

@@ -14,6 +14,8 @@
 //	pk LINEAGE#BUILD                 sk STATE                 where the lineage index build stands
 //	pk LINEAGE#<generation>#<table>  sk TABLE                 the content that reads a table
 //	pk DEFERRED#<shard>              sk RUN#<id>#TARGET#<key> a target to queue at the follow-up
+//	pk STATUS                        sk BUCKET#<n>            the targets' last runs and data quality
+//	                                                          warnings, for the status page (status.go)
 package dynamo
 
 import (

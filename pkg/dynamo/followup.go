@@ -57,7 +57,6 @@ const (
 	// call for.
 	attrRequeue     = "requeue"     // "DUE" while one more refresh is due once the job ends
 	attrIncremental = "incremental" // "1": the target asked for an incremental refresh
-	attrRunFinished = "run_finished_at"
 	attrRodeOn      = "rode_on"
 	requeueDue      = "DUE"
 )
@@ -98,9 +97,15 @@ func jobSet(in *dynamodb.UpdateItemInput, j state.TableauJob) string {
 		names["#incr"], values[":incr"] = attrIncremental, s("1")
 		set += ", #incr = :incr"
 	}
-	if !j.RunFinishedAt.IsZero() {
-		names["#runfin"], values[":runfin"] = attrRunFinished, ts(j.RunFinishedAt)
-		set += ", #runfin = :runfin"
+	// The dbt run's page and finish: the status page shows them, and a ride
+	// (RodeOn, Requeue) is judged against the finish.
+	if j.DBTRunURL != "" {
+		names["#dbturl"], values[":dbturl"] = attrDBTRunURL, s(j.DBTRunURL)
+		set += ", #dbturl = :dbturl"
+	}
+	if !j.DBTFinishedAt.IsZero() {
+		names["#dbtfin"], values[":dbtfin"] = attrDBTFinishedAt, ts(j.DBTFinishedAt)
+		set += ", #dbtfin = :dbtfin"
 	}
 	if j.RodeOn != "" {
 		names["#rode"], values[":rode"] = attrRodeOn, s(j.RodeOn)
@@ -159,8 +164,9 @@ func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
 		Outcome:       state.Outcome(getS(it, attrOutcome)),
 		Requeue:       getS(it, attrRequeue) == requeueDue,
 		Incremental:   getS(it, attrIncremental) == "1",
-		RunFinishedAt: getTime(it, attrRunFinished),
 		RodeOn:        getS(it, attrRodeOn),
+		DBTRunURL:     getS(it, attrDBTRunURL),
+		DBTFinishedAt: getTime(it, attrDBTFinishedAt),
 	}
 }
 

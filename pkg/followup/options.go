@@ -16,6 +16,7 @@ type options struct {
 	retryDelay    time.Duration
 	notifySuccess bool
 	jobLimit      time.Duration
+	status        Status
 }
 
 func apply(opts []Option) options {
@@ -49,3 +50,9 @@ func WithNotifySuccess(on bool) Option { return func(o *options) { o.notifySucce
 // WithJobLimit sets how long a refresh job may stay unfinished before it is
 // reported as stuck (default 2 hours).
 func WithJobLimit(d time.Duration) Option { return func(o *options) { o.jobLimit = d } }
+
+// WithStatus has a Tracker keep the status page's history: each job's end
+// is recorded in its target's status before the job is closed, told to st
+// once closed (for the data quality warnings), and each Follow gives st a
+// Sweep.
+func WithStatus(st Status) Option { return func(o *options) { o.status = st } }

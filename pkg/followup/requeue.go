@@ -54,7 +54,7 @@ func (t *Tracker) requeue(ctx context.Context, tc Tableau, j state.TableauJob, p
 	stale := t.now().Sub(j.QueuedAt) > t.limit
 	next := state.TableauJob{
 		DBTJobID: j.DBTJobID, TargetName: j.TargetName, ItemKind: j.ItemKind, ItemID: j.ItemID, QueuedAt: t.now(),
-		Incremental: j.Incremental, RunFinishedAt: j.RunFinishedAt, RodeOn: rode,
+		Incremental: j.Incremental, DBTFinishedAt: j.DBTFinishedAt, RodeOn: rode,
 	}
 	switch {
 	case err != nil && tableau.Retryable(err) && !stale:
@@ -69,7 +69,7 @@ func (t *Tracker) requeue(ctx context.Context, tc Tableau, j state.TableauJob, p
 			Kind: j.ItemKind, ItemID: j.ItemID, Name: t.itemName(ctx, tc, j),
 			CreatedSince: j.QueuedAt.Add(-refresh.RideLookback),
 		})
-		plan := refresh.PlanRide(found, ferr, j.RunFinishedAt)
+		plan := refresh.PlanRide(found, ferr, j.DBTFinishedAt)
 		if found == nil || plan.Requeue {
 			if stale {
 				return 0, t.end(ctx, tc, j, state.OutcomeStuck, fmt.Sprintf("one more refresh after %s could not be queued in %s: Tableau kept answering that a refresh of the item is already queued", rode, t.limit))

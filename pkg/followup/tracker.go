@@ -23,21 +23,36 @@ type Tableau interface {
 	FindRefreshJob(ctx context.Context, q tableau.RefreshJobQuery) (*tableau.Job, error)
 }
 
+// Status keeps each target's history for the status page and the data
+// quality warnings on its content (package status).
+type Status interface {
+	// Record writes a run's result into its target's history. It is
+	// idempotent: the tracker records an end before it closes the job, so
+	// that no end is lost, and the same end reported twice writes the same.
+	Record(ctx context.Context, t state.StatusTarget, r state.TargetRun) error
+	// Settled is told of an end once, by the caller that closed the job.
+	Settled(ctx context.Context, t state.StatusTarget, r state.TargetRun)
+	// Sweep is given a turn at each Follow, to find targets gone stale.
+	Sweep(ctx context.Context) error
+}
+
 // Tracker follows the refresh jobs we queued until they end.
 type Tracker struct {
 	jobs    state.TableauJobs
 	tableau Tableau
 	alerts  *Alerts
+	status  Status
 	limit   time.Duration
 	logger  *slog.Logger
 	now     func() time.Time
 }
 
 // NewTracker returns a Tracker that asks tc about the jobs in jobs and tells
-// alerts of their failures. It takes WithJobLimit, WithLogger and WithClock.
+// alerts of their failures. It takes WithJobLimit, WithStatus, WithLogger
+// and WithClock.
 func NewTracker(jobs state.TableauJobs, tc Tableau, alerts *Alerts, opts ...Option) *Tracker {
 	o := apply(opts)
-	return &Tracker{jobs: jobs, tableau: tc, alerts: alerts, limit: o.jobLimit, logger: o.logger, now: o.now}
+	return &Tracker{jobs: jobs, tableau: tc, alerts: alerts, status: o.status, limit: o.jobLimit, logger: o.logger, now: o.now}
 }
 
 // FollowResult counts what one Follow saw.
@@ -107,6 +122,13 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 			}
 		}
 	}
+	if t.status != nil {
+		// The page and the warnings are a view: a failed sweep is logged,
+		// and the next follow-up sweeps again.
+		if err := t.status.Sweep(ctx); err != nil {
+			t.logger.WarnContext(ctx, "status sweep failed; the next follow-up tries again", "error", err)
+		}
+	}
 	if err := t.alerts.Flush(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -127,6 +149,22 @@ func endState(job *tableau.Job) state.Outcome {
 // closes the job raises, and the key is the job's, so the same end reported
 // by the jobs API and by Tableau's webhook makes one message.
 func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st state.Outcome, notes string) error {
+	var it item
+	if tc != nil {
+		it = t.lookup(ctx, tc, j.ItemKind, j.ItemID)
+	}
+	target := state.StatusTarget{Key: j.Run.Target, Kind: j.ItemKind, Name: it.name, Project: it.project, ItemID: j.ItemID, URL: it.url}
+	run := state.TargetRun{
+		RunID: j.Run.RunID, DBTJobID: j.DBTJobID, DBTRunURL: j.DBTRunURL, DBTFinishedAt: j.DBTFinishedAt, At: j.QueuedAt,
+		JobID: j.JobID, QueuedAt: j.QueuedAt, FinishedAt: t.now(), Result: st, Notes: reason(st, notes),
+	}
+	if t.status != nil {
+		// Before the close: should this write fail, the job stays open and
+		// the next look records and closes it.
+		if err := t.status.Record(ctx, target, run); err != nil {
+			return err
+		}
+	}
 	closed, err := t.jobs.CloseJob(ctx, j, st, notes)
 	if err != nil {
 		return err
@@ -140,13 +178,17 @@ func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st st
 	} else {
 		log.ErrorContext(ctx, "Tableau refresh did not succeed", "refresh_state", st, "notes", notes)
 	}
+	if t.status != nil {
+		t.status.Settled(ctx, target, run)
+	}
 	m := notify.Message{
 		Kind: kindFor(st), DBTJobID: j.DBTJobID, DBTRunID: j.Run.RunID, TableauItemKind: j.ItemKind,
 		TableauItemName: j.TargetName, TableauItemID: j.ItemID, TableauJobID: j.JobID, Reason: reason(st, notes), At: t.now(),
 	}
-	if tc != nil {
-		t.describe(ctx, tc, &m)
+	if it.name != "" {
+		m.TableauItemName = it.name
 	}
+	m.TableauItemURL = it.url
 	return t.alerts.Raise(ctx, "tableau-job:"+j.JobID, m)
 }
 
@@ -172,27 +214,36 @@ func reason(st state.Outcome, notes string) string {
 	return ""
 }
 
-// describe fills in the item's name and link, which only Tableau knows. A
-// failure here costs the message its link, not the message.
-func (t *Tracker) describe(ctx context.Context, tc Tableau, m *notify.Message) {
-	if m.TableauItemID == "" {
-		return
+// item is what Tableau says of a workbook or data source.
+type item struct{ name, project, url string }
+
+// lookup asks Tableau for an item's name, project and link, which only it
+// knows. A failure costs the message its link and the status page its
+// names, not the message.
+func (t *Tracker) lookup(ctx context.Context, tc Tableau, kind, id string) item {
+	if id == "" {
+		return item{}
 	}
-	var name, link string
-	switch m.TableauItemKind {
+	switch kind {
 	case "workbook":
-		if wb, err := tc.Workbook(ctx, m.TableauItemID); err == nil {
-			name, link = wb.Name, wb.WebpageURL
+		if wb, err := tc.Workbook(ctx, id); err == nil {
+			return item{wb.Name, wb.Project.Name, wb.WebpageURL}
 		}
 	case "datasource":
-		if ds, err := tc.Datasource(ctx, m.TableauItemID); err == nil {
-			name, link = ds.Name, ds.WebpageURL
+		if ds, err := tc.Datasource(ctx, id); err == nil {
+			return item{ds.Name, ds.Project.Name, ds.WebpageURL}
 		}
 	}
-	if name != "" {
-		m.TableauItemName = name
+	return item{}
+}
+
+// describe fills in the item's name and link.
+func (t *Tracker) describe(ctx context.Context, tc Tableau, m *notify.Message) {
+	it := t.lookup(ctx, tc, m.TableauItemKind, m.TableauItemID)
+	if it.name != "" {
+		m.TableauItemName = it.name
 	}
-	m.TableauItemURL = link
+	m.TableauItemURL = it.url
 }
 
 // HandleEvent takes in a Tableau webhook event. The end of a refresh we

@@ -44,9 +44,11 @@ type deferredPayload struct {
 	Why    string            `json:"why,omitempty"`
 	// Reason is why it was deferred last.
 	Reason string `json:"reason"`
-	// RunFinishedAt is the run's; without it a refresh the target later
-	// rides on (409093) could not be told from one that read old data.
+	// RunFinishedAt and RunURL are the run's: without the finish a refresh
+	// the target later rides on (409093) could not be told from one that
+	// read old data, and the status page shows both.
 	RunFinishedAt time.Time `json:"run_finished_at,omitzero"`
+	RunURL        string    `json:"run_url,omitempty"`
 }
 
 // noPlace is why a target that waited for a place on its site was deferred.
@@ -96,7 +98,7 @@ func (r *Refresher) recordDeferred(ctx context.Context, run Run, targets []Targe
 
 // deferred is the record of t, deferred now for reason, due after notBefore.
 func (r *Refresher) deferred(run Run, t Target, reason string, notBefore time.Time) state.Deferred {
-	payload, _ := json.Marshal(deferredPayload{Target: t.Target, Source: t.Source, Why: t.Why, Reason: reason, RunFinishedAt: run.FinishedAt}) // plain values: cannot fail
+	payload, _ := json.Marshal(deferredPayload{Target: t.Target, Source: t.Source, Why: t.Why, Reason: reason, RunFinishedAt: run.FinishedAt, RunURL: run.URL}) // plain values: cannot fail
 	since := t.deferredAt
 	if since.IsZero() {
 		since = r.now()
@@ -219,7 +221,7 @@ func (r *Refresher) QueueDeferred(ctx context.Context, holdUntil time.Time) (Def
 		}
 		b := byRun[d.RunID]
 		if b == nil {
-			b = &batch{run: Run{RunID: d.RunID, DBTJobID: d.DBTJobID, FinishedAt: p.RunFinishedAt}}
+			b = &batch{run: Run{RunID: d.RunID, DBTJobID: d.DBTJobID, FinishedAt: p.RunFinishedAt, URL: p.RunURL}}
 			byRun[d.RunID] = b
 			batches = append(batches, b)
 		}

@@ -96,14 +96,28 @@ func (o Outcome) Settled() bool {
 type Run struct {
 	RunID    string
 	DBTJobID string
-	// FinishedAt is when the run finished (zero when unknown): a refresh
-	// Tableau already had that started before it may have read the old data.
+	// FinishedAt (zero when unknown) and URL (the run's page in dbt Cloud)
+	// are kept for the status page; FinishedAt also tells whether a refresh
+	// Tableau already had started before the run finished, and so may have
+	// read the old data.
 	FinishedAt time.Time
+	URL        string
 }
 
 // Alerter raises a notification once per key.
 type Alerter interface {
 	Raise(ctx context.Context, key string, m notify.Message) error
+}
+
+// Status keeps the status page's history of each target (package status).
+// Refreshes that are queued reach it when their job ends (package
+// followup); the refresher tells it of those that will not be.
+type Status interface {
+	// Record writes a run's result into its target's history.
+	Record(ctx context.Context, t state.StatusTarget, r state.TargetRun) error
+	// Settled is told of a result that ends the run's refresh, so that a
+	// data quality warning can be put on the content or taken off.
+	Settled(ctx context.Context, t state.StatusTarget, r state.TargetRun)
 }
 
 // Refresher refreshes targets idempotently.
@@ -112,6 +126,7 @@ type Refresher struct {
 	tableau   Tableau
 	jobs      state.TableauJobs
 	alerts    Alerter
+	status    Status
 	retention time.Duration
 	nameTTL   time.Duration
 	logger    *slog.Logger
@@ -149,6 +164,12 @@ func WithJobs(j state.TableauJobs) Option { return func(r *Refresher) { r.jobs =
 // WithAlerts tells a person of refreshes that could not be queued for a
 // reason no retry fixes, and of credentials Tableau rejects.
 func WithAlerts(a Alerter) Option { return func(r *Refresher) { r.alerts = a } }
+
+// WithStatus tells st of refreshes Tableau had already queued and of those
+// that failed for good: the status page shows them, and a failure may put a
+// data quality warning on the content. It costs a write only on those
+// paths, never on a refresh that is queued.
+func WithStatus(st Status) Option { return func(r *Refresher) { r.status = st } }
 
 // WithCredentialsAt says where the bridge's Tableau credentials are kept,
 // e.g. `Secrets Manager secret "bridge/credentials"`, for the message that
@@ -361,6 +382,7 @@ func (r *Refresher) fail(ctx context.Context, c *claim, err error) {
 		return
 	}
 	c.log.ErrorContext(ctx, "refresh failed", "error", err)
+	r.settled(rctx, c, state.TargetRun{Result: state.OutcomeFailed, FinishedAt: r.now(), Notes: err.Error()})
 	if r.alerts == nil {
 		return
 	}
@@ -400,7 +422,7 @@ func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.Refresh
 	if r.jobs != nil && (c.JobID != "" || rd != nil) {
 		// The same write records the job, to be followed to its end.
 		j := state.TableauJob{JobID: c.JobID, Run: c.key, DBTJobID: c.run.DBTJobID, TargetName: c.Name, ItemKind: string(c.Target.Kind), ItemID: c.ItemID, QueuedAt: r.now(),
-			Outcome: outcome, Incremental: c.Target.Incremental, RunFinishedAt: c.run.FinishedAt}
+			Outcome: outcome, Incremental: c.Target.Incremental, DBTRunURL: c.run.URL, DBTFinishedAt: c.run.FinishedAt}
 		if rd != nil {
 			j.Requeue = rd.Requeue
 		}
@@ -412,6 +434,29 @@ func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.Refresh
 		c.log.ErrorContext(ctx, "could not record the completed refresh", "error", err, "tableau_job_id", c.JobID)
 	}
 	c.log.InfoContext(ctx, "refresh queued", "result", c.Result, "tableau_job_id", c.JobID, "tableau_item_id", c.ItemID, "reason", c.Detail)
+	if res.AlreadyQueued {
+		// The status page hears of it now; the end of the job it rides on,
+		// when that is followed, replaces this.
+		r.settled(cctx, c, state.TargetRun{Result: state.OutcomeAlreadyQueued, JobID: c.JobID, Notes: c.Detail})
+	}
+}
+
+// settled tells the status of a target's result that will not change: it
+// is recorded (a failure to record is logged; the refresh itself is done)
+// and, for a failure, told on.
+func (r *Refresher) settled(ctx context.Context, c *claim, run state.TargetRun) {
+	if r.status == nil {
+		return
+	}
+	t := c.Target
+	st := state.StatusTarget{Key: c.key.Target, Kind: string(t.Kind), Name: t.Name, Project: t.Project, ItemID: c.ItemID}
+	run.RunID, run.DBTJobID, run.DBTRunURL, run.DBTFinishedAt, run.At = c.run.RunID, c.run.DBTJobID, c.run.URL, c.run.FinishedAt, r.now()
+	if err := r.status.Record(ctx, st, run); err != nil {
+		c.log.WarnContext(ctx, "could not record the result on the status page", "error", err)
+	}
+	if run.Result == state.OutcomeFailed {
+		r.status.Settled(ctx, st, run)
+	}
 }
 
 // retryStore repeats a write that completes a claim after a transient store

@@ -121,7 +121,7 @@ func TestRides(t *testing.T) {
 				t.Fatalf("open jobs = %+v, %v", open, err)
 			}
 			j := open[0]
-			if j.JobID != wantJob || j.Requeue != tt.requeue || j.Outcome != state.OutcomeAlreadyQueued || j.ItemID != ds || !j.RunFinishedAt.Equal(finished) {
+			if j.JobID != wantJob || j.Requeue != tt.requeue || j.Outcome != state.OutcomeAlreadyQueued || j.ItemID != ds || !j.DBTFinishedAt.Equal(finished) {
 				t.Errorf("open job = %+v", j)
 			}
 			if n := srv.RefreshCount(ds); n != 1 {
@@ -226,7 +226,7 @@ func TestDeferredTargetRidesWithTheRunsFinish(t *testing.T) {
 	if err != nil || len(open) != 1 {
 		t.Fatalf("open jobs = %+v, %v", open, err)
 	}
-	if j := open[0]; j.JobID != theirs || j.Requeue || !j.RunFinishedAt.Equal(run.FinishedAt) {
+	if j := open[0]; j.JobID != theirs || j.Requeue || !j.DBTFinishedAt.Equal(run.FinishedAt) {
 		t.Errorf("open job = %+v; want a ride on %s with the run's finish and no refresh more", j, theirs)
 	}
 }

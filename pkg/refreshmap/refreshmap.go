@@ -22,6 +22,9 @@
 // extract (REST API 3.25 and later). "lineage": {"incremental": true}, at
 // the top or for one job, asks for one of the content lineage finds when
 // every relation of the run it reads was built incrementally.
+//
+// freshness_sla, on any entry, overrides the status page's freshness
+// objective for that target.
 package refreshmap
 
 import (
@@ -35,6 +38,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Kind is the type of Tableau content a target names.
@@ -56,6 +60,10 @@ type Target struct {
 	// Incremental asks for an incremental refresh rather than a full one.
 	// It is not part of Key: the same content is one target either way.
 	Incremental bool `json:"incremental,omitempty"`
+	// FreshnessSLA, when the entry sets freshness_sla, overrides the status
+	// page's freshness objective (FRESHNESS_SLA) for this target. It is no
+	// part of the target's identity (Key).
+	FreshnessSLA time.Duration `json:"-"`
 }
 
 // Key identifies the target in idempotency records. It is stable across
@@ -353,12 +361,12 @@ func isJobID(s string) bool {
 	return true
 }
 
-var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project", "incremental"}
+var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project", "incremental", "freshness_sla"}
 
 func parseEntry(raw json.RawMessage) (Target, error) {
 	obj, err := strictObject(raw, entryKeys...)
 	if err != nil {
-		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project, incremental): %w", err)
+		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project, incremental, freshness_sla): %w", err)
 	}
 	fields := make(map[string]string, len(obj))
 	var incremental bool
@@ -418,6 +426,13 @@ func parseEntry(raw json.RawMessage) (Target, error) {
 		t.Project = p
 	}
 	t.Incremental = incremental
+	if v, ok := fields["freshness_sla"]; ok {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return Target{}, fmt.Errorf("freshness_sla %q: want a positive duration such as 24h or 90m", v)
+		}
+		t.FreshnessSLA = d
+	}
 	return t, nil
 }
 

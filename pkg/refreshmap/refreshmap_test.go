@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseExample(t *testing.T) {
@@ -69,6 +70,9 @@ func TestParseErrors(t *testing.T) {
 		{"project with id", `{"jobs":{"1":[{"workbook_id":"x","project":"P"}]}}`, `project applies to names only`},
 		{"empty project", `{"jobs":{"1":[{"workbook":"A","project":""}]}}`, `project is empty`},
 		{"number name", `{"jobs":{"1":[{"workbook":5}]}}`, `jobs["1"][0]: workbook must be a string`},
+		{"freshness_sla not a duration", `{"jobs":{"1":[{"workbook":"A","freshness_sla":"daily"}]}}`, `jobs["1"][0]: freshness_sla "daily": want a positive duration`},
+		{"freshness_sla zero", `{"jobs":{"1":[{"workbook":"A","freshness_sla":"0s"}]}}`, `freshness_sla "0s": want a positive duration`},
+		{"freshness_sla a number", `{"jobs":{"1":[{"workbook":"A","freshness_sla":6}]}}`, `freshness_sla must be a string`},
 		{"duplicate target", `{"jobs":{"1":[{"workbook":"A","project":"P"},{"datasource":"B"},{"workbook":"A","project":"P"}]}}`, `jobs["1"][2]: same target as jobs["1"][0]`},
 		{"incremental twice over", `{"jobs":{"1":[{"datasource":"B"},{"datasource":"B","incremental":true}]}}`, `jobs["1"][1]: same target as jobs["1"][0]`},
 		{"incremental not a boolean", `{"jobs":{"1":[{"datasource":"B","incremental":"yes"}]}}`, `jobs["1"][0]: incremental must be true or false`},
@@ -263,5 +267,19 @@ func TestIncremental(t *testing.T) {
 	plain, _ := Parse([]byte(`{"jobs":{"1":[{"workbook":"A"}]},"lineage":{"incremental":false}}`))
 	if n, lineage := plain.Incremental(); n != 0 || lineage || plain.String() != "1 dbt job, 1 target" {
 		t.Errorf("plain map: Incremental() = %d, %t; %q", n, lineage, plain)
+	}
+}
+
+func TestParseFreshnessSLA(t *testing.T) {
+	m, err := Parse([]byte(`{"jobs":{"1":[{"workbook":"A","project":"P","freshness_sla":"6h"},{"datasource":"B"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := m.Targets("1")
+	if ts[0].FreshnessSLA != 6*time.Hour || ts[1].FreshnessSLA != 0 {
+		t.Errorf("FreshnessSLA = %s, %s; want 6h and unset", ts[0].FreshnessSLA, ts[1].FreshnessSLA)
+	}
+	if ts[0].Key() != (Target{Kind: Workbook, Name: "A", Project: "P"}).Key() {
+		t.Errorf("the objective changed the target's key: %s", ts[0].Key())
 	}
 }

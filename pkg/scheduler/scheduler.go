@@ -564,7 +564,7 @@ func (s *Scheduler) settle(ctx context.Context, log *slog.Logger, res JobResult,
 		}
 		return res
 	}
-	ran := refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID}
+	ran := refresh.Run{RunID: strconv.FormatInt(res.RunID, 10), DBTJobID: res.JobID, URL: run.Href}
 	if run.FinishedAt != nil {
 		ran.FinishedAt = run.FinishedAt.Time
 	}

@@ -33,6 +33,9 @@ type Credentials struct {
 	// Used by later features; read here so that one secret holds everything.
 	TableauWebhookToken string `json:"tableau_webhook_token,omitempty"`
 	SlackWebhookURL     string `json:"slack_webhook_url,omitempty"`
+	// StatusPassword guards the status page (GET /status, /status.json);
+	// without it both answer 404.
+	StatusPassword string `json:"status_password,omitempty"`
 }
 
 // String implements fmt.Stringer without revealing any value.
@@ -192,6 +195,7 @@ func (e Env) Credentials(context.Context) (*Credentials, error) {
 		TableauUsername:     g("TABLEAU_USERNAME"),
 		TableauWebhookToken: g("TABLEAU_WEBHOOK_TOKEN"),
 		SlackWebhookURL:     g("SLACK_WEBHOOK_URL"),
+		StatusPassword:      g("STATUS_PASSWORD"),
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("environment credentials: %w (as upper-case variables, e.g. DBT_WEBHOOK_SECRET)", err)

@@ -30,9 +30,11 @@ type TableauJob struct {
 	// Incremental says the target asked for an incremental refresh, so the
 	// one more refresh is one too.
 	Incremental bool
-	// RunFinishedAt is when the dbt run finished, against which a job found
-	// later is judged.
-	RunFinishedAt time.Time
+	// DBTRunURL and DBTFinishedAt describe the dbt run, when the path that
+	// reported it knew them: the status page shows both, and a job the
+	// target rides on is judged against the finish.
+	DBTRunURL     string
+	DBTFinishedAt time.Time
 	// RodeOn is set on the one more refresh: the job the target rode on
 	// before it and how that ended, e.g. "job 1234 (failed)", or "a job
 	// that could not be found".

@@ -22,6 +22,9 @@ type Memory struct {
 	build   LineageBuild
 
 	deferred map[Key]deferredEntry // see Deferrals
+
+	// statuses are the targets' status records (status.go), made on first use.
+	statuses map[string]TargetStatus
 }
 
 var _ Idempotency = (*Memory)(nil)

@@ -39,6 +39,13 @@ const (
 	ScopeWebhooksRead   = "tableau:webhooks:read"
 	ScopeWebhooksUpdate = "tableau:webhooks:update"
 	ScopeWebhooksDelete = "tableau:webhooks:delete"
+	// Data quality warnings (the status page's TABLEAU_QUALITY_WARNINGS),
+	// named by the same pattern and just as unconfirmed: the simulator
+	// holds a JWT to them, the strictest reading.
+	ScopeQualityWarningsCreate = "tableau:data_quality_warnings:create"
+	ScopeQualityWarningsRead   = "tableau:data_quality_warnings:read"
+	ScopeQualityWarningsUpdate = "tableau:data_quality_warnings:update"
+	ScopeQualityWarningsDelete = "tableau:data_quality_warnings:delete"
 )
 
 // jwtLifetime is how far ahead the JWT's exp lies. Tableau rejects more than
@@ -61,6 +68,13 @@ func DefaultScopes() []string {
 // test, update, delete), for a connected app that does it.
 func WebhookScopes() []string {
 	return []string{ScopeWebhooksRead, ScopeWebhooksCreate, ScopeWebhooksUpdate, ScopeWebhooksDelete}
+}
+
+// QualityWarningScopes returns the scopes putting, updating and removing
+// data quality warnings takes, which the functions add to DefaultScopes when
+// TABLEAU_QUALITY_WARNINGS is on.
+func QualityWarningScopes() []string {
+	return []string{ScopeQualityWarningsRead, ScopeQualityWarningsCreate, ScopeQualityWarningsUpdate, ScopeQualityWarningsDelete}
 }
 
 // ConnectedApp holds the direct-trust connected app settings used to sign

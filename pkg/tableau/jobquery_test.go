@@ -243,6 +243,17 @@ func TestSimConnectedAppScopes(t *testing.T) {
 			_, err := c.ListWebhooks(ctxT(t))
 			return err
 		}, tableau.ScopeWebhooksRead},
+		{"the defaults put no quality warnings", "3.27", nil, func(c *tableau.Client, ds string) error {
+			_, err := c.AddDataQualityWarning(ctxT(t), "datasource", ds, &tableau.DataQualityWarning{Type: "WARNING", Message: "m", IsActive: true})
+			return err
+		}, tableau.ScopeQualityWarningsCreate},
+		{"quality warnings with their scopes", "3.27", append(tableau.DefaultScopes(), tableau.QualityWarningScopes()...), func(c *tableau.Client, ds string) error {
+			w, err := c.AddDataQualityWarning(ctxT(t), "datasource", ds, &tableau.DataQualityWarning{Type: "WARNING", Message: "m", IsActive: true})
+			if err != nil {
+				return err
+			}
+			return c.DeleteDataQualityWarning(ctxT(t), w.ID)
+		}, ""},
 		{"Query Job takes a JWT from 3.25 only", "3.24", nil, func(c *tableau.Client, ds string) error {
 			res, err := c.RefreshDatasource(ctxT(t), ds)
 			if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/status"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
@@ -111,9 +112,10 @@ func newBenchDeployment(tb testing.TB, targets int, latency time.Duration, memor
 	}
 	var store state.Idempotency = tbl
 	var jobs state.TableauJobs = tbl
+	var statuses state.TargetStatuses = tbl
 	if memoryState {
 		mem := state.NewMemory()
-		store, jobs = mem, mem
+		store, jobs, statuses = mem, mem, mem
 	}
 	logger := logging.New(io.Discard, slog.LevelInfo)
 	client, err := tableau.NewClient(tab.URL(), tableau.WithPAT(patName, patSecret), tableau.WithSessionStore(tbl), tableau.WithLogger(logger))
@@ -121,7 +123,9 @@ func newBenchDeployment(tb testing.TB, targets int, latency time.Duration, memor
 		tb.Fatal(err)
 	}
 	src := secrets.NewCache(d.sm, secretName, secrets.WithLogger(logger))
-	ref := refresh.New(store, client, refresh.WithJobs(jobs), refresh.WithLogger(logger))
+	// The status page's Recorder as in production: a queued refresh must
+	// cost it no request.
+	ref := refresh.New(store, client, refresh.WithJobs(jobs), refresh.WithLogger(logger), refresh.WithStatus(status.NewRecorder(statuses)))
 	if d.handler, err = webhook.NewDBT(src, ref, lineage.MapOnly(m), webhook.WithLogger(logger)); err != nil {
 		tb.Fatal(err)
 	}

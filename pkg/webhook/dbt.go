@@ -60,8 +60,8 @@ type DBTHandler struct {
 }
 
 // NewDBT returns a DBTHandler that refreshes the targets p finds for a
-// successful run. It takes WithMaxEventAge, WithRefreshTimeout, WithLogger
-// and WithClock.
+// successful run. It takes WithMaxEventAge, WithRefreshTimeout,
+// WithDBTCloudURL, WithLogger and WithClock.
 func NewDBT(src secrets.Source, r *refresh.Refresher, p Planner, opts ...Option) (*DBTHandler, error) {
 	if src == nil || r == nil || p == nil {
 		return nil, errors.New("webhook: secrets, refresher and planner are required")
@@ -112,7 +112,8 @@ func (h *DBTHandler) handle(ctx context.Context, log *slog.Logger, req events.AP
 		log.WarnContext(ctx, "rejected webhook payload", "error", err)
 		return http.StatusBadRequest, DBTReply{Message: err.Error()}
 	}
-	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID, FinishedAt: runFinished(ev)}
+	run := refresh.Run{RunID: ev.Data.RunID, DBTJobID: ev.Data.JobID, FinishedAt: runFinished(ev),
+		URL: dbtcloud.RunURL(h.o.dbtCloudURL, ev.AccountID, ev.Data.ProjectID, ev.Data.RunID)}
 	log = log.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "event_id", ev.EventID)
 	reply := DBTReply{RunID: run.RunID, JobID: run.DBTJobID}
 

@@ -14,6 +14,7 @@ type options struct {
 	now            func() time.Time
 	maxEventAge    time.Duration
 	refreshTimeout time.Duration
+	dbtCloudURL    string
 }
 
 func apply(opts []Option) options {
@@ -39,3 +40,8 @@ func WithMaxEventAge(d time.Duration) Option { return func(o *options) { o.maxEv
 // WithRefreshTimeout bounds the refreshes of one dbt delivery (default
 // DefaultRefreshTimeout), inside dbt's 10 second delivery timeout.
 func WithRefreshTimeout(d time.Duration) Option { return func(o *options) { o.refreshTimeout = d } }
+
+// WithDBTCloudURL sets the dbt Cloud host whose run pages the status page
+// links to (default dbtcloud.DefaultBaseURL): a webhook names the run, not
+// its page.
+func WithDBTCloudURL(u string) Option { return func(o *options) { o.dbtCloudURL = u } }

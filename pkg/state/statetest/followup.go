@@ -125,7 +125,7 @@ func testRides(t *testing.T, s Store, c *Clock) {
 			t.Fatal(err)
 		}
 		j := state.TableauJob{JobID: job, Run: k, DBTJobID: "123", TargetName: target, ItemKind: "datasource", ItemID: "item-" + target,
-			QueuedAt: c.Now(), Outcome: state.OutcomeAlreadyQueued, Requeue: true, Incremental: true, RunFinishedAt: finished}
+			QueuedAt: c.Now(), Outcome: state.OutcomeAlreadyQueued, Requeue: true, Incremental: true, DBTFinishedAt: finished}
 		if err := s.CompleteJob(ctx, "o", j); err != nil {
 			t.Fatal(err)
 		}
@@ -153,13 +153,13 @@ func testRides(t *testing.T, s Store, c *Clock) {
 	}
 
 	r := ride("88002", "datasource:name:/R", "job-r")
-	if o := openJob(r.Run); o == nil || o.JobID != "job-r" || !o.Requeue || !o.Incremental || !o.RunFinishedAt.Equal(finished) ||
+	if o := openJob(r.Run); o == nil || o.JobID != "job-r" || !o.Requeue || !o.Incremental || !o.DBTFinishedAt.Equal(finished) ||
 		o.Outcome != state.OutcomeAlreadyQueued || o.ItemID != r.ItemID {
 		t.Fatalf("open ride = %+v", o)
 	}
 	// Two sources see job-r end at once: one records the one more refresh.
 	next := state.TableauJob{JobID: "job-r2", DBTJobID: "123", TargetName: r.TargetName, ItemKind: r.ItemKind, ItemID: r.ItemID,
-		QueuedAt: c.Now().Add(time.Second), Incremental: true, RunFinishedAt: finished, RodeOn: "job job-r (succeeded)", Requeue: true}
+		QueuedAt: c.Now().Add(time.Second), Incremental: true, DBTFinishedAt: finished, RodeOn: "job job-r (succeeded)", Requeue: true}
 	var won atomic.Int32
 	var wg sync.WaitGroup
 	for range 5 {

@@ -15,9 +15,9 @@ import "strings"
 // Workbook Now and Update Data Source Now, tableau:jobs:read and
 // tableau:jobs:update for jobs. The webhook methods' names follow the same
 // tableau:<resource>:<action> pattern but could not be confirmed in
-// Tableau's published material: the simulator holds JWTs to them anyway,
-// so that a connected app used for webhooks is tested against the
-// strictest reading.
+// Tableau's published material, nor could the data quality warning
+// methods': the simulator holds JWTs to them anyway, so that a connected
+// app used for them is tested against the strictest reading.
 //
 // See https://help.tableau.com/current/online/en-us/connected_apps_scopes.htm.
 const (
@@ -45,6 +45,13 @@ var routeScopes = map[string]string{
 	"PUT sites/*/webhooks/*":             "tableau:webhooks:update",
 	"DELETE sites/*/webhooks/*":          "tableau:webhooks:delete",
 	"GET sites/*/webhooks/*/test":        "tableau:webhooks:read",
+	// Data quality warnings: unconfirmed names, as the webhooks'.
+	"POST sites/*/dataQualityWarnings/*/*":   "tableau:data_quality_warnings:create",
+	"GET sites/*/dataQualityWarnings/*/*":    "tableau:data_quality_warnings:read",
+	"DELETE sites/*/dataQualityWarnings/*/*": "tableau:data_quality_warnings:delete",
+	"GET sites/*/dataQualityWarnings/*":      "tableau:data_quality_warnings:read",
+	"PUT sites/*/dataQualityWarnings/*":      "tableau:data_quality_warnings:update",
+	"DELETE sites/*/dataQualityWarnings/*":   "tableau:data_quality_warnings:delete",
 }
 
 // ScopeFor returns the connected-app scope the simulator holds a JWT session

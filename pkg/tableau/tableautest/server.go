@@ -22,6 +22,7 @@
 //     (429 with Retry-After, 5xx, dropped connections, latency);
 //   - Tableau Cloud's limit of concurrent requests that start long-running
 //     jobs per site, answered 429 with Retry-After (WithConcurrencyLimit);
+//   - data quality warnings on data sources (see dqw.go);
 //   - the Metadata API (GraphQL at /api/metadata/graphql) over a lineage model
 //     of databases, tables, published and embedded data sources, workbooks
 //     and custom SQL, with its node limit, partial results and error codes
@@ -99,6 +100,8 @@ type Server struct {
 	latency      time.Duration
 	meta         metaState // the Metadata API's content and settings
 	limits       siteLimits
+	dqws         map[string]*dqw // data quality warnings by id (dqw.go)
+	dqwOrder     []*dqw
 	// reqMu guards requests alone: a request is recorded as its reply
 	// starts, which may be while a handler holds mu.
 	reqMu    sync.Mutex
@@ -450,6 +453,12 @@ var routes = []route{
 	{"PUT", "sites/*/webhooks/*", "3.8", true, (*Server).updateWebhook},
 	{"DELETE", "sites/*/webhooks/*", "3.6", true, (*Server).deleteWebhook},
 	{"GET", "sites/*/webhooks/*/test", "3.6", true, (*Server).testWebhook},
+	{"POST", "sites/*/dataQualityWarnings/*/*", "3.5", true, (*Server).addDQW},
+	{"GET", "sites/*/dataQualityWarnings/*/*", "3.5", true, (*Server).listDQWs},
+	{"DELETE", "sites/*/dataQualityWarnings/*/*", "3.5", true, (*Server).deleteContentDQWs},
+	{"GET", "sites/*/dataQualityWarnings/*", "3.5", true, (*Server).getDQW},
+	{"PUT", "sites/*/dataQualityWarnings/*", "3.5", true, (*Server).updateDQW},
+	{"DELETE", "sites/*/dataQualityWarnings/*", "3.5", true, (*Server).deleteDQW},
 }
 
 func (s *Server) dispatch(c *call) error {
