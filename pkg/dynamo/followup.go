@@ -240,18 +240,7 @@ func (t *Table) queryIndex(ctx context.Context, index, keyAttr, value string, as
 	if limit > 0 {
 		in.Limit = aws.Int32(limit)
 	}
-	var items []map[string]types.AttributeValue
-	for {
-		out, err := t.api.Query(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, out.Items...)
-		if len(out.LastEvaluatedKey) == 0 || (limit > 0 && len(items) >= int(limit)) {
-			return items, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+	return t.queryPages(ctx, in, int(limit))
 }
 
 // RunSummary implements state.TableauJobs.
@@ -416,6 +405,12 @@ func (t *Table) query(ctx context.Context, pk, filter string, names map[string]s
 	if filter != "" {
 		in.FilterExpression = aws.String(filter)
 	}
+	return t.queryPages(ctx, in, 0)
+}
+
+// queryPages runs in page by page until DynamoDB has no more, or until it
+// has returned at least limit items (0: no limit).
+func (t *Table) queryPages(ctx context.Context, in *dynamodb.QueryInput, limit int) ([]map[string]types.AttributeValue, error) {
 	var items []map[string]types.AttributeValue
 	for {
 		out, err := t.api.Query(ctx, in)
@@ -423,7 +418,7 @@ func (t *Table) query(ctx context.Context, pk, filter string, names map[string]s
 			return nil, err
 		}
 		items = append(items, out.Items...)
-		if len(out.LastEvaluatedKey) == 0 {
+		if len(out.LastEvaluatedKey) == 0 || (limit > 0 && len(items) >= limit) {
 			return items, nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey

@@ -187,18 +187,7 @@ func (t *Table) queryPartition(ctx context.Context, pk string) ([]map[string]typ
 		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(pk)},
 	}
-	var items []map[string]types.AttributeValue
-	for {
-		out, err := t.api.Query(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, out.Items...)
-		if len(out.LastEvaluatedKey) == 0 {
-			return items, nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+	return t.queryPages(ctx, in, 0)
 }
 
 // wireBucket is what a bucket's attribute holds, as JSON before gzip.

@@ -38,43 +38,13 @@ func (c *countingAPI) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o 
 	return c.API.GetItem(ctx, in, o...)
 }
 
-// benchSite is the site of BenchmarkLineageIndexBuild in package tableau:
-// 5,000 published data sources over 20,000 Snowflake tables (four tables
-// each; one in twenty reads two of them through custom SQL; one in three is
-// live), 1,000 workbooks that read two published data sources each and 500
-// workbooks with an embedded extract over four tables.
+// benchSite is the site of BenchmarkLineageIndexBuild in package tableau
+// (tableautest.AddLargeSite).
 func benchSite(tb testing.TB) (*tableautest.Server, []string) {
 	srv := tableautest.NewServer(tableautest.WithSite("bench"))
 	tb.Cleanup(srv.Close)
 	srv.AddPAT("indexer", "indexer-secret")
-	table := func(i int) tableautest.TableRef {
-		return tableautest.TableRef{Database: "ANALYTICS", Schema: fmt.Sprintf("S%02d", i%50), Name: fmt.Sprintf("T%05d", i),
-			ConnectionType: "snowflake"}
-	}
-	ds := make([]string, 5000)
-	for i := range ds {
-		opts := []tableautest.ItemOption{tableautest.ReadsTables(table(4*i), table(4*i+1), table(4*i+2), table(4*i+3))}
-		if i%20 == 0 {
-			opts = []tableautest.ItemOption{tableautest.ReadsTables(table(4*i), table(4*i+1)),
-				tableautest.WithCustomSQL(tableautest.CustomSQL{Query: "select ...", Tables: []tableautest.TableRef{table(4*i + 2), table(4*i + 3)}})}
-		}
-		if i%3 == 0 {
-			opts = append(opts, tableautest.NoExtract())
-		}
-		ds[i] = srv.AddDatasource(fmt.Sprintf("ds-%04d", i), fmt.Sprintf("P%02d", i%40), opts...)
-	}
-	for i := range 1000 {
-		srv.AddWorkbook(fmt.Sprintf("wb-%04d", i), fmt.Sprintf("P%02d", i%40), tableautest.UsesDatasources(ds[(2*i)%5000], ds[(2*i+1)%5000]))
-	}
-	for i := range 500 {
-		srv.AddWorkbook(fmt.Sprintf("embedded-%03d", i), "Embedded", tableautest.ReadsTables(
-			table(8*i), table(8*i+1), table(8*i+2), table(8*i+3)))
-	}
-	keys := make([]string, 20000)
-	for i := range keys {
-		t := table(i)
-		keys[i] = t.Database + "." + t.Schema + "." + t.Name
-	}
+	keys := srv.AddLargeSite()
 	return srv, keys
 }
 

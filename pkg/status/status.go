@@ -41,6 +41,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/webhook"
 )
 
 // The HTTP API routes of the page and its JSON.
@@ -169,7 +170,7 @@ func (p *Page) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, as
 		// route that does not exist.
 		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusNotFound, Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"message":"Not Found"}`}
 	}
-	if !passwordMatches(header(req.Headers, "Authorization"), creds.StatusPassword) {
+	if !passwordMatches(webhook.Header(req.Headers, "Authorization"), creds.StatusPassword) {
 		log.WarnContext(ctx, "status page: missing or wrong password", "path", req.RawPath)
 		r := reply(http.StatusUnauthorized, "text/plain; charset=utf-8", "Unauthorized\n")
 		r.Headers["WWW-Authenticate"] = realm
@@ -241,18 +242,4 @@ func passwordMatches(authorization, want string) bool {
 	}
 	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
-}
-
-// header looks a header up case-insensitively: HTTP APIs lower-case names,
-// other callers may not.
-func header(h map[string]string, name string) string {
-	if v, ok := h[strings.ToLower(name)]; ok {
-		return v
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
 }

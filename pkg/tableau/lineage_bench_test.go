@@ -24,29 +24,7 @@ func BenchmarkLineageIndexBuild(b *testing.B) {
 	srv := tableautest.NewServer(tableautest.WithSite(simSite))
 	b.Cleanup(srv.Close)
 	srv.AddPAT(simPAT, simSecret)
-	table := func(i int) tableautest.TableRef {
-		return tableautest.TableRef{Database: "ANALYTICS", Schema: fmt.Sprintf("S%02d", i%50), Name: fmt.Sprintf("T%05d", i),
-			ConnectionType: "snowflake"}
-	}
-	ds := make([]string, 5000)
-	for i := range ds {
-		opts := []tableautest.ItemOption{tableautest.ReadsTables(table(4*i), table(4*i+1), table(4*i+2), table(4*i+3))}
-		if i%20 == 0 {
-			opts = []tableautest.ItemOption{tableautest.ReadsTables(table(4*i), table(4*i+1)),
-				tableautest.WithCustomSQL(tableautest.CustomSQL{Query: "select ...", Tables: []tableautest.TableRef{table(4*i + 2), table(4*i + 3)}})}
-		}
-		if i%3 == 0 {
-			opts = append(opts, tableautest.NoExtract())
-		}
-		ds[i] = srv.AddDatasource(fmt.Sprintf("ds-%04d", i), fmt.Sprintf("P%02d", i%40), opts...)
-	}
-	for i := range 1000 {
-		srv.AddWorkbook(fmt.Sprintf("wb-%04d", i), fmt.Sprintf("P%02d", i%40), tableautest.UsesDatasources(ds[(2*i)%5000], ds[(2*i+1)%5000]))
-	}
-	for i := range 500 {
-		srv.AddWorkbook(fmt.Sprintf("embedded-%03d", i), "Embedded", tableautest.ReadsTables(
-			table(8*i), table(8*i+1), table(8*i+2), table(8*i+3)))
-	}
+	srv.AddLargeSite()
 	srv.SetLatency(50 * time.Millisecond)
 
 	for _, size := range []int{tableau.DefaultLineagePageSize, 500} {

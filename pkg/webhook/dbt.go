@@ -103,7 +103,7 @@ func (h *DBTHandler) handle(ctx context.Context, log *slog.Logger, req events.AP
 		log.ErrorContext(ctx, "credentials unavailable", "error", err)
 		return http.StatusServiceUnavailable, DBTReply{Message: "credentials unavailable; retry later"}
 	}
-	if err := dbtcloud.VerifySignature(body, header(req.Headers, "Authorization"), creds.DBTWebhookSecret); err != nil {
+	if err := dbtcloud.VerifySignature(body, Header(req.Headers, "Authorization"), creds.DBTWebhookSecret); err != nil {
 		log.WarnContext(ctx, "rejected webhook signature", "error", err)
 		return http.StatusUnauthorized, DBTReply{Message: "missing or invalid signature in the Authorization header"}
 	}

@@ -45,9 +45,9 @@ func decodeBody(req events.APIGatewayV2HTTPRequest, max int) ([]byte, error) {
 	return b, nil
 }
 
-// header looks a header up case-insensitively: HTTP APIs lower-case names,
+// Header looks a header up case-insensitively: HTTP APIs lower-case names,
 // but other callers (tests, proxies, sam local) may not.
-func header(h map[string]string, name string) string {
+func Header(h map[string]string, name string) string {
 	if v, ok := h[strings.ToLower(name)]; ok {
 		return v
 	}

@@ -268,22 +268,36 @@ var filterFields = map[string]filterField{
 // them: a value such as "Company, Inc" cannot be matched with eq, and
 // "in:[Company, Inc]" silently becomes the two values "Company" and " Inc".
 func parseFilter(raw string) ([]filterExpr, error) {
+	return parseFilterWith(raw, func(field string) (string, byte, bool) {
+		def, ok := filterFields[field]
+		kind := byte('s')
+		if def.time {
+			kind = 't'
+		}
+		return def.ops, kind, ok
+	})
+}
+
+// parseFilterWith parses a filter against the fields field knows: their
+// operators (space-separated) and the kind of their values ('s' string,
+// 'n' number, 't' RFC 3339 time), answering Tableau's errors for the rest.
+func parseFilterWith(raw string, field func(name string) (ops string, kind byte, ok bool)) ([]filterExpr, error) {
 	if raw == "" {
 		return nil, nil
 	}
 	raw, _, _ = strings.Cut(raw, "&")
 	var out []filterExpr
 	for _, part := range splitOutsideBrackets(raw) {
-		field, rest, ok1 := strings.Cut(part, ":")
+		name, rest, ok1 := strings.Cut(part, ":")
 		op, value, ok2 := strings.Cut(rest, ":")
-		def, known := filterFields[field]
+		ops, kind, known := field(name)
 		if !ok1 || !ok2 || !known {
 			return nil, newError(http.StatusBadRequest, codeInvalidFilter,
 				fmt.Sprintf("The filter query contains a key which is not recognized for this api version: '%s'.", part))
 		}
-		if !containsWord(def.ops, op) {
+		if !containsWord(ops, op) {
 			return nil, newError(http.StatusBadRequest, codeInvalidFilter,
-				fmt.Sprintf("The filter operator '%s' is not supported for field '%s'.", op, field))
+				fmt.Sprintf("The filter operator '%s' is not supported for field '%s'.", op, name))
 		}
 		values := []string{value}
 		if op == "in" {
@@ -295,13 +309,19 @@ func parseFilter(raw string) ([]filterExpr, error) {
 			}
 			values = strings.Split(inner, ",")
 		}
-		if def.time {
+		switch kind {
+		case 't':
 			if _, err := time.Parse(time.RFC3339, value); err != nil {
 				return nil, newError(http.StatusBadRequest, codeInvalidFilter,
-					fmt.Sprintf("'%s' is not a valid date-time for field '%s'.", value, field))
+					fmt.Sprintf("'%s' is not a valid date-time for field '%s'.", value, name))
+			}
+		case 'n':
+			if _, err := strconv.Atoi(value); err != nil {
+				return nil, newError(http.StatusBadRequest, codeInvalidFilter,
+					fmt.Sprintf("'%s' is not a number for field '%s'.", value, name))
 			}
 		}
-		out = append(out, filterExpr{field: field, op: op, values: values})
+		out = append(out, filterExpr{field: name, op: op, values: values})
 	}
 	return out, nil
 }

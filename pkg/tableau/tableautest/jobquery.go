@@ -185,48 +185,10 @@ var jobFields = map[string]jobField{
 // parseJobFilter reads a Query Jobs filter with the same syntax rules as
 // parseFilter (",", "&" and "in:[...]").
 func parseJobFilter(raw string) ([]filterExpr, error) {
-	if raw == "" {
-		return nil, nil
-	}
-	raw, _, _ = strings.Cut(raw, "&")
-	var out []filterExpr
-	for _, part := range splitOutsideBrackets(raw) {
-		field, rest, ok1 := strings.Cut(part, ":")
-		op, value, ok2 := strings.Cut(rest, ":")
-		def, known := jobFields[field]
-		if !ok1 || !ok2 || !known {
-			return nil, newError(http.StatusBadRequest, codeInvalidFilter,
-				fmt.Sprintf("The filter query contains a key which is not recognized for this api version: '%s'.", part))
-		}
-		if !containsWord(def.ops, op) {
-			return nil, newError(http.StatusBadRequest, codeInvalidFilter,
-				fmt.Sprintf("The filter operator '%s' is not supported for field '%s'.", op, field))
-		}
-		values := []string{value}
-		if op == "in" {
-			inner, ok := strings.CutPrefix(value, "[")
-			inner, ok2 := strings.CutSuffix(inner, "]")
-			if !ok || !ok2 {
-				return nil, newError(http.StatusBadRequest, codeInvalidFilter,
-					fmt.Sprintf("The in operator needs a list in brackets: '%s'.", part))
-			}
-			values = strings.Split(inner, ",")
-		}
-		switch def.kind {
-		case 't':
-			if _, err := time.Parse(time.RFC3339, value); err != nil {
-				return nil, newError(http.StatusBadRequest, codeInvalidFilter,
-					fmt.Sprintf("'%s' is not a valid date-time for field '%s'.", value, field))
-			}
-		case 'n':
-			if _, err := strconv.Atoi(value); err != nil {
-				return nil, newError(http.StatusBadRequest, codeInvalidFilter,
-					fmt.Sprintf("'%s' is not a number for field '%s'.", value, field))
-			}
-		}
-		out = append(out, filterExpr{field: field, op: op, values: values})
-	}
-	return out, nil
+	return parseFilterWith(raw, func(field string) (string, byte, bool) {
+		def, ok := jobFields[field]
+		return def.ops, def.kind, ok
+	})
 }
 
 func matchJob(f filterExpr, j *job, now time.Time) bool {
