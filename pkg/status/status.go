@@ -198,7 +198,12 @@ func (p *Page) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest, as
 		return reply(http.StatusOK, "application/json", body.String())
 	}
 	p.once.Do(func() { p.policy = pagePolicy() })
-	r := reply(http.StatusOK, "text/html; charset=utf-8", renderPage(rep))
+	html, err := renderPage(rep)
+	if err != nil {
+		log.ErrorContext(ctx, "status page: render", "error", err)
+		return reply(http.StatusInternalServerError, "text/plain; charset=utf-8", "Internal Server Error\n")
+	}
+	r := reply(http.StatusOK, "text/html; charset=utf-8", html)
 	r.Headers["Content-Security-Policy"] = p.policy
 	return r
 }
