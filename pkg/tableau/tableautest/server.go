@@ -105,11 +105,11 @@ type Server struct {
 	meta         metaState // the Metadata API's content and settings
 	// parent is the server a site added with AddSite belongs to (nil for
 	// the server itself); sites are the sites added to this one.
-	parent *Server
-	sites  []*Server
-	limits       siteLimits
-	dqws         map[string]*dqw // data quality warnings by id (dqw.go)
-	dqwOrder     []*dqw
+	parent   *Server
+	sites    []*Server
+	limits   siteLimits
+	dqws     map[string]*dqw // data quality warnings by id (dqw.go)
+	dqwOrder []*dqw
 	// reqMu guards requests alone: a request is recorded as its reply
 	// starts, which may be while a handler holds mu.
 	reqMu    sync.Mutex
