@@ -168,7 +168,7 @@ func TestIncrementalNote(t *testing.T) {
 func TestSites(t *testing.T) {
 	base := map[string]string{
 		"TABLEAU_SERVER_URL": "https://tableau.example.com", "TABLEAU_SITE": "home", "SECRET_ID": "bridge",
-		"REFRESH_MAP": `{"jobs":{"1":[{"workbook":"W"},{"workbook":"V","site":"home"},{"workbook":"W","site":"apac"},{"datasource":"D","site":"Cloud"}]}}`,
+		"REFRESH_MAP":   `{"jobs":{"1":[{"workbook":"W"},{"workbook":"V","site":"home"},{"workbook":"W","site":"apac"},{"datasource":"D","site":"Cloud"}]}}`,
 		"TABLEAU_SITES": `{"cloud": {"server_url": "https://prod-useast-a.online.tableau.com", "api_version": "3.24"}, "emea": {}}`,
 	}
 	c, err := FromEnv(env(base))

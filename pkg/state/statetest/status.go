@@ -92,7 +92,6 @@ func TestTargetStatuses(t *testing.T, newStore func(t *testing.T, clock func() t
 		t.Errorf("target after a partial update = %+v", st.StatusTarget)
 	}
 
-
 	// Warnings: set, read back, cleared; none for an unknown target.
 	w := state.QualityWarning{ID: "dqw-1", Reason: state.OutcomeFailed, RunID: "70011"}
 	if err := s.SetWarning(ctx, sales.Key, w); err != nil {
