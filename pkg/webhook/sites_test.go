@@ -135,7 +135,7 @@ func TestDeliveryOnSeveralSites(t *testing.T) {
 	// The record keys: the default site's as it always was.
 	a, _ := w.instance()
 	for key, site := range map[string]string{
-		`workbook:name:"Finance"/"Sales Overview"`:               "analytics",
+		`workbook:name:"Finance"/"Sales Overview"`:              "analytics",
 		`site:"emea"/workbook:name:"Finance"/"Sales Overview"`:  "emea",
 		`site:"cloud"/workbook:name:"Finance"/"Sales Overview"`: "cloud",
 	} {
