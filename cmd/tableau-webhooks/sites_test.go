@@ -37,7 +37,9 @@ func TestSiteFlag(t *testing.T) {
 	e := env{"TABLEAU_SERVER_URL": home.URL(), "TABLEAU_SITE": "analytics", "SECRET_ID": id,
 		"TABLEAU_SITES": `{"cloud": {"server_url": "` + cloud.URL() + `"}}`}
 	apis := noAWS(t)
-	apis.secrets = func(context.Context) (secrets.GetSecretValueAPI, error) { return &fakeSecrets{id: id, value: secret}, nil }
+	apis.secrets = func(context.Context) (secrets.GetSecretValueAPI, error) {
+		return &fakeSecrets{id: id, value: secret}, nil
+	}
 	base := rcv.URL + "/tableau/webhook"
 
 	tests := []struct {
