@@ -174,6 +174,20 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		followup.WithStatus(a.Status), followup.WithSites(siteClients{a.Sites}))
 	lOpts := []lineage.Option{lineage.WithAliases(cfg.LineageAliases), lineage.WithAlerts(a.Alerts), lineage.WithLogger(logger)}
 	if cfg.Lineage && a.DBT != nil {
+		// Lineage covers every site the functions know: the default, those
+		// TABLEAU_SITES lists and those the map names, each with its own
+		// index.
+		if sl, ok := a.Lineage.(state.SiteLineage); ok {
+			var others []lineage.Site
+			for _, s := range cfg.OtherSites() {
+				tc, err := a.Sites.Client(s.ContentURL)
+				if err != nil {
+					return nil, fmt.Errorf("configuration: %w", err)
+				}
+				others = append(others, lineage.Site{Name: s.ContentURL, Metadata: tc, Index: sl.SiteLineage(s.ContentURL)})
+			}
+			lOpts = append(lOpts, lineage.WithSites(others...))
+		}
 		a.Planner = lineage.NewPlanner(cfg.Map, a.DBT, a.Tableau, a.Lineage, lOpts...)
 		a.Builder = lineage.NewBuilder(a.Tableau, a.Lineage, lOpts...)
 	} else {
