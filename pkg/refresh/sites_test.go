@@ -12,6 +12,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state/statetest"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau/tableautest"
 )
@@ -29,7 +30,7 @@ type multiSite struct {
 	store             *tableau.MemorySessionStore
 }
 
-func newMultiSite(t *testing.T, secret string) *multiSite {
+func newMultiSite(t *testing.T, secret string, mem *state.Memory, opts ...refresh.Option) *multiSite {
 	t.Helper()
 	w := &multiSite{home: tableautest.NewServer(tableautest.WithSite("home"), tableautest.WithJobTimings(-1, -1)), items: map[string]string{}}
 	t.Cleanup(w.home.Close)
@@ -65,8 +66,11 @@ func newMultiSite(t *testing.T, secret string) *multiSite {
 		return tc
 	}
 	others := map[string]*tableau.Client{"emea": client(w.home, "emea"), "cloud": client(w.cloud, "cloud")}
-	w.mem, w.al = state.NewMemory(), &alerts{}
-	w.r = refresh.New(w.mem, client(w.home, "home"), refresh.WithJobs(w.mem), refresh.WithAlerts(w.al), refresh.WithSite("home"),
+	if w.mem = mem; w.mem == nil {
+		w.mem = state.NewMemory()
+	}
+	w.al = &alerts{}
+	w.r = refresh.New(w.mem, client(w.home, "home"), append([]refresh.Option{refresh.WithJobs(w.mem), refresh.WithAlerts(w.al), refresh.WithSite("home"),
 		refresh.WithSites(func(site string) (refresh.Tableau, error) {
 			tc, ok := others[strings.ToLower(site)]
 			if !ok {
@@ -74,7 +78,7 @@ func newMultiSite(t *testing.T, secret string) *multiSite {
 			}
 			return tc, nil
 		}),
-		refresh.WithSiteCredentialsAt(func(site string) string { return "the secret's tableau_sites[\"" + site + "\"]" }))
+		refresh.WithSiteCredentialsAt(func(site string) string { return "the secret's tableau_sites[\"" + site + "\"]" })}, opts...)...)
 	return w
 }
 
@@ -98,7 +102,7 @@ func (w *multiSite) targets() []refresh.Target {
 // refreshes each on its own site, once, each site signed in to with its
 // own PAT and one session; a redelivery refreshes nothing.
 func TestSites(t *testing.T) {
-	w := newMultiSite(t, allSites)
+	w := newMultiSite(t, allSites, nil)
 	ctx := context.Background()
 	run := refresh.Run{RunID: "70001", DBTJobID: "123"}
 	out := w.r.Refresh(ctx, run, w.targets(), time.Now().Add(time.Minute))
@@ -158,7 +162,7 @@ func TestSites(t *testing.T) {
 // the key to add; the other sites' targets are refreshed.
 func TestSiteWithoutCredentials(t *testing.T) {
 	w := newMultiSite(t, `{"dbt_webhook_secret": "w", "tableau_pat_name": "home-bot", "tableau_pat_secret": "home-secret",
-		"tableau_sites": {"emea": {"tableau_pat_name": "emea-bot", "tableau_pat_secret": "emea-secret"}}}`)
+		"tableau_sites": {"emea": {"tableau_pat_name": "emea-bot", "tableau_pat_secret": "emea-secret"}}}`, nil)
 	out := w.r.Refresh(context.Background(), refresh.Run{RunID: "70001", DBTJobID: "123"}, w.targets(), time.Now().Add(time.Minute))
 	if out[0].Result != state.OutcomeRefreshed || out[1].Result != state.OutcomeRefreshed {
 		t.Errorf("the sites with credentials: %+v, %+v", out[0], out[1])
@@ -178,5 +182,32 @@ func TestSiteWithoutCredentials(t *testing.T) {
 	// refreshes it.
 	if rec, _ := w.mem.Get(context.Background(), state.Key{RunID: "70001", Target: `site:"cloud"/workbook:name:"Finance"/"Sales"`}); rec != nil {
 		t.Errorf("a claim was left for the site without credentials: %+v", rec)
+	}
+}
+
+// TestSiteDeferred: a target on another site that Tableau turns away for
+// longer than the invocation has is deferred with its site, and the
+// follow-up queues it there.
+func TestSiteDeferred(t *testing.T) {
+	clock := statetest.NewClock()
+	mem := state.NewMemory(state.WithClock(clock.Now))
+	w := newMultiSite(t, allSites, mem, refresh.WithDeferrals(mem), refresh.WithClock(clock.Now))
+	w.emea.Inject(tableautest.Fault{Method: "POST", Path: "/refresh", Status: 429, RetryAfter: time.Hour, Times: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out := w.r.Refresh(ctx, refresh.Run{RunID: "70001", DBTJobID: "123"}, w.targets(), clock.Now().Add(time.Minute))
+	if out[1].Result != state.OutcomeDeferred || out[1].Site != "emea" || out[0].Result != state.OutcomeRefreshed || out[2].Result != state.OutcomeRefreshed {
+		t.Fatalf("outcomes %+v: want emea's deferred, the others refreshed", out)
+	}
+	clock.Advance(2 * time.Hour)
+	res, err := w.r.QueueDeferred(context.Background(), clock.Now().Add(time.Minute))
+	if err != nil || res.Queued != 1 {
+		t.Fatalf("QueueDeferred = %+v, %v", res, err)
+	}
+	if n := w.emea.RefreshCount(w.items["emea"]); n != 1 {
+		t.Errorf("emea's item refreshed %d times, want once, on its site", n)
+	}
+	if n := w.home.RefreshCount(w.items["home"]) + w.cloud.RefreshCount(w.items["cloud"]); n != 2 {
+		t.Errorf("the other sites' items refreshed %d times, want once each", n)
 	}
 }
