@@ -5,6 +5,7 @@
 #   make invoke FUNCTION=webhook EVENT=events/dbt-run-succeeded.json
 #   make build    both Lambda bootstraps, in .aws-sam/local/<LogicalId>/
 #   make secret-set KEY=dbt_webhook_secret SECRET_ID=<SecretArn>   one key of the deployed secret
+#   make secret-set SITE=emea KEY=tableau_pat_name SECRET_ID=<SecretArn>   another Tableau site's
 #
 # SAM calls the build-<LogicalId> targets (BuildMethod: makefile).
 
@@ -38,14 +39,15 @@ tableau-webhooks:
 # others. The value comes from standard input, or a prompt that does not
 # echo: never the command line, which shell history and ps keep.
 #   make secret-set KEY=tableau_pat_secret SECRET_ID=<SecretArn>
+#   make secret-set SITE=emea KEY=tableau_pat_secret SECRET_ID=<SecretArn>   tableau_sites["emea"]
 #   make secret-get KEY=tableau_webhook_token SECRET_ID=<SecretArn>
 #   make secret-keys SECRET_ID=<SecretArn>     which keys are set, never their values
 secret-set:
 	@if [ -n "$(VALUE)" ]; then echo "secret-set: VALUE= on the command line stays in shell history; pipe the value in or type it at the prompt" >&2; exit 2; fi
-	@$(GO) run ./cmd/bridge-secret set $(KEY)
+	@$(GO) run ./cmd/bridge-secret $(if $(SITE),-site "$(SITE)") set $(KEY)
 
 secret-get:
-	@$(GO) run ./cmd/bridge-secret get $(KEY)
+	@$(GO) run ./cmd/bridge-secret $(if $(SITE),-site "$(SITE)") get $(KEY)
 
 secret-keys:
 	@$(GO) run ./cmd/bridge-secret keys

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"reflect"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 )
 
@@ -29,7 +31,7 @@ const (
 	exitUsage = 2 // bad command line
 )
 
-const usage = `usage: bridge-secret <command>
+const usage = `usage: bridge-secret [-site CONTENT_URL] <command>
 
 Reads and sets single keys of the bridge's credentials secret, keeping the
 others (aws secretsmanager put-secret-value would replace them all).
@@ -40,6 +42,11 @@ commands:
              typed at a prompt that does not echo); the other keys are kept
   get KEY    print KEY's value, e.g. the generated tableau_webhook_token
 
+-site CONTENT_URL
+             set or get a key of another Tableau site than TABLEAU_SITE:
+             tableau_sites[CONTENT_URL].KEY, where KEY is one of
+             ` + "tableau_pat_name, tableau_pat_secret, tableau_client_id,\n             tableau_secret_id, tableau_secret_value, tableau_username" + `
+
 environment:
   SECRET_ID  the secret's ARN (stack output SecretArn) or name
 
@@ -48,6 +55,7 @@ would keep it. Examples:
   bridge-secret set tableau_pat_secret                 (prompts)
   pbpaste | bridge-secret set dbt_webhook_secret
   bridge-secret set dbt_api_token < token.txt
+  bridge-secret -site emea set tableau_pat_secret      (the site emea's PAT)
 `
 
 // maxValue is Secrets Manager's limit on a whole SecretString.
@@ -88,6 +96,9 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	newAPI newAPI
+	// site is -site: the keys are those of tableau_sites[site]; "" for the
+	// top-level keys.
+	site string
 }
 
 // run is the whole program; main only supplies the process's arguments,
@@ -96,6 +107,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 	c := &cli{env: env, stdin: stdin, stdout: stdout, stderr: stderr, newAPI: api}
 	fs := flag.NewFlagSet("bridge-secret", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	site := fs.String("site", "", "a Tableau site other than TABLEAU_SITE: its keys under tableau_sites")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -103,6 +115,10 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		}
 		return c.finish(&usageError{err.Error()})
 	}
+	if err := refreshmap.CheckSite(*site); err != nil {
+		return c.finish(&usageError{"-site: " + err.Error()})
+	}
+	c.site = *site
 	args = fs.Args()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -139,12 +155,19 @@ func (c *cli) finish(err error) int {
 	}
 }
 
-// knownKeys are the keys the functions read: the JSON names of
-// secrets.Credentials' fields, in their order.
+// sitesKey holds the other sites' credentials, an object by site.
+const sitesKey = "tableau_sites"
+
+// knownKeys are the keys the functions read as strings: the JSON names of
+// secrets.Credentials' string fields, in their order (the other sites'
+// keys, under sitesKey, are secrets.SiteKeys).
 func knownKeys() []string {
 	t := reflect.TypeFor[secrets.Credentials]()
 	keys := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
+		if t.Field(i).Type.Kind() != reflect.String {
+			continue
+		}
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
 			keys = append(keys, name)
 		}
@@ -153,14 +176,28 @@ func knownKeys() []string {
 }
 
 // oneKey checks the command line of set and get.
-func oneKey(cmd string, args []string) (string, error) {
+func (c *cli) oneKey(cmd string, args []string) (string, error) {
 	if len(args) != 1 {
 		return "", &usageError{fmt.Sprintf("%s takes one key, e.g. %s tableau_pat_secret (the value is read from standard input, never the command line)", cmd, cmd)}
 	}
-	if !slices.Contains(knownKeys(), args[0]) {
-		return "", &usageError{fmt.Sprintf("unknown key %q; the bridge reads %s", args[0], strings.Join(knownKeys(), ", "))}
+	switch {
+	case c.site != "" && !slices.Contains(secrets.SiteKeys, args[0]):
+		return "", &usageError{fmt.Sprintf("unknown key %q for a site; a site's keys are %s", args[0], strings.Join(secrets.SiteKeys, ", "))}
+	case c.site == "" && args[0] == sitesKey:
+		return "", &usageError{fmt.Sprintf("%s holds the other sites' keys: set one with -site, e.g. -site emea %s tableau_pat_name", sitesKey, cmd)}
+	case c.site == "" && !slices.Contains(knownKeys(), args[0]):
+		return "", &usageError{fmt.Sprintf("unknown key %q; the bridge reads %s (and, with -site, a site's %s)", args[0], strings.Join(knownKeys(), ", "), strings.Join(secrets.SiteKeys, ", "))}
 	}
 	return args[0], nil
+}
+
+// name is how messages name key: tableau_sites["emea"].tableau_pat_name
+// with -site.
+func (c *cli) name(key string) string {
+	if c.site == "" {
+		return key
+	}
+	return fmt.Sprintf("%s[%q].%s", sitesKey, c.site, key)
 }
 
 // secret is the secret as read: its JSON object with each value kept as
@@ -200,11 +237,65 @@ func (c *cli) read(ctx context.Context) (*secret, error) {
 // value is key's string value; ok is false when the key is absent, empty or
 // not a string.
 func (s *secret) value(key string) (v string, ok bool) {
-	raw, present := s.fields[key]
+	return stringValue(s.fields, key)
+}
+
+func stringValue(fields map[string]json.RawMessage, key string) (v string, ok bool) {
+	raw, present := fields[key]
 	if !present || json.Unmarshal(raw, &v) != nil {
 		return "", false
 	}
 	return v, v != ""
+}
+
+// sites returns tableau_sites, by site as written; an error when it is not
+// an object of objects.
+func (s *secret) sites() (map[string]map[string]json.RawMessage, error) {
+	raw, ok := s.fields[sitesKey]
+	if !ok || string(raw) == "null" {
+		return map[string]map[string]json.RawMessage{}, nil
+	}
+	var out map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("secret %s: %s is not an object of objects by site, so the functions cannot read it either", s.id, sitesKey)
+	}
+	if out == nil {
+		out = map[string]map[string]json.RawMessage{}
+	}
+	return out, nil
+}
+
+// site returns the fields of site's entry in tableau_sites and the key
+// it is under: found without regard to case, as Tableau reads content
+// URLs; a new entry (nil fields) is under site as given.
+func (s *secret) site(site string) (fields map[string]json.RawMessage, under string, all map[string]map[string]json.RawMessage, err error) {
+	all, err = s.sites()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if f, ok := all[site]; ok {
+		return f, site, all, nil
+	}
+	for k, f := range all {
+		if strings.EqualFold(k, site) {
+			return f, k, all, nil
+		}
+	}
+	return nil, site, all, nil
+}
+
+// lookup is key's value at the cli's level: top-level, or the site's.
+func (c *cli) lookup(s *secret, key string) (string, bool, error) {
+	if c.site == "" {
+		v, ok := s.value(key)
+		return v, ok, nil
+	}
+	fields, _, _, err := s.site(c.site)
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := stringValue(fields, key)
+	return v, ok, nil
 }
 
 func (c *cli) keys(ctx context.Context, args []string) error {
@@ -228,13 +319,40 @@ func (c *cli) keys(ctx context.Context, args []string) error {
 	}
 	var other []string
 	for k := range s.fields {
-		if !slices.Contains(known, k) {
+		if !slices.Contains(known, k) && k != sitesKey {
 			other = append(other, k)
 		}
 	}
 	slices.Sort(other)
 	for _, k := range other {
 		fmt.Fprintf(c.stdout, "  %-22s present, but the bridge does not read it (a typo?)\n", k)
+	}
+	all, err := s.sites()
+	if err != nil {
+		return err
+	}
+	for _, site := range slices.Sorted(maps.Keys(all)) {
+		fields := all[site]
+		var set []string
+		for _, k := range secrets.SiteKeys {
+			if _, ok := stringValue(fields, k); ok {
+				set = append(set, k)
+			}
+		}
+		state := "set: " + orNone(set)
+		var creds secrets.Credentials
+		raw, _ := json.Marshal(map[string]any{sitesKey: map[string]any{site: fields}})
+		if json.Unmarshal(raw, &creds) != nil {
+			state = "some value is not a string"
+		} else if _, err := creds.Site(site); err != nil {
+			var missing *secrets.MissingSiteCredentialsError
+			if errors.As(err, &missing) {
+				state += "; cannot sign in: missing " + strings.Join(missing.Missing, ", ")
+			}
+		} else {
+			state += "; signs in"
+		}
+		fmt.Fprintf(c.stdout, "  %-22s %s\n", fmt.Sprintf("%s[%q]", sitesKey, site), state)
 	}
 	// The functions' own check, so "ready" means they can start.
 	var creds secrets.Credentials
@@ -250,7 +368,7 @@ func (c *cli) keys(ctx context.Context, args []string) error {
 }
 
 func (c *cli) get(ctx context.Context, args []string) error {
-	key, err := oneKey("get", args)
+	key, err := c.oneKey("get", args)
 	if err != nil {
 		return err
 	}
@@ -258,23 +376,26 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, ok := s.value(key)
+	v, ok, err := c.lookup(s, key)
+	if err != nil {
+		return err
+	}
 	if !ok {
-		return fmt.Errorf("%s is not set in secret %s", key, s.id)
+		return fmt.Errorf("%s is not set in secret %s", c.name(key), s.id)
 	}
 	fmt.Fprintln(c.stdout, v)
 	return nil
 }
 
 func (c *cli) set(ctx context.Context, args []string) error {
-	key, err := oneKey("set", args)
+	key, err := c.oneKey("set", args)
 	if err != nil {
 		return err
 	}
 	// Read the value before the secret, so that a mistyped SECRET_ID is
 	// found after the value is typed, not before: either way nothing is
 	// written until both are right.
-	value, err := c.readValue(ctx, key)
+	value, err := c.readValue(ctx, c.name(key))
 	if err != nil {
 		return err
 	}
@@ -282,22 +403,40 @@ func (c *cli) set(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	kept := make([]string, 0, len(s.fields))
-	for k := range s.fields {
+	// Where the key lives: the top level, or the site's entry.
+	fields, under := s.fields, ""
+	var all map[string]map[string]json.RawMessage
+	if c.site != "" {
+		if fields, under, all, err = s.site(c.site); err != nil {
+			return err
+		}
+		if fields == nil {
+			fields = map[string]json.RawMessage{}
+		}
+		c.site = under // an entry's spelling as written
+	}
+	kept := make([]string, 0, len(fields))
+	for k := range fields {
 		if k != key {
 			kept = append(kept, k)
 		}
 	}
 	slices.Sort(kept)
-	if old, _ := s.value(key); old == value {
-		fmt.Fprintf(c.stdout, "%s in secret %s already has this value: nothing written\n", key, s.id)
+	if old, _ := stringValue(fields, key); old == value {
+		fmt.Fprintf(c.stdout, "%s in secret %s already has this value: nothing written\n", c.name(key), s.id)
 		return nil
 	}
 	encoded, err := json.Marshal(value)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	s.fields[key] = encoded
+	fields[key] = encoded
+	if c.site != "" {
+		all[under] = fields
+		if s.fields[sitesKey], err = json.Marshal(all); err != nil {
+			return fmt.Errorf("encode %s: %w", sitesKey, err)
+		}
+	}
 	body, err := json.Marshal(s.fields)
 	if err != nil {
 		return fmt.Errorf("encode secret: %w", err)
@@ -318,7 +457,11 @@ func (c *cli) set(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("write secret %s: %w", s.id, err)
 	}
-	fmt.Fprintf(c.stdout, "set %s in secret %s (version %s); kept %s\n", key, s.id, aws.ToString(out.VersionId), orNone(kept))
+	what := "kept " + orNone(kept)
+	if c.site != "" {
+		what = fmt.Sprintf("kept the site's %s, and every other key", orNone(kept))
+	}
+	fmt.Fprintf(c.stdout, "set %s in secret %s (version %s); %s\n", c.name(key), s.id, aws.ToString(out.VersionId), what)
 	fmt.Fprintf(c.stdout, "warm functions read it within %s (SECRET_CACHE_TTL)\n", secrets.DefaultTTL)
 	if key == "tableau_webhook_token" {
 		fmt.Fprintln(c.stdout, `Tableau's webhooks still call the old token's URL: re-create them with

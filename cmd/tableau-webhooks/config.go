@@ -15,6 +15,7 @@ import (
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dynamo"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/sites"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
 
@@ -62,11 +63,13 @@ func defaultAWS() awsAPIs {
 	}
 }
 
-// settings are the environment variables the command reads.
+// settings are what the command reads from the environment, for the site
+// it manages.
 type settings struct {
-	serverURL  string // TABLEAU_SERVER_URL
-	site       string // TABLEAU_SITE
-	apiVersion string // TABLEAU_API_VERSION
+	serverURL  string // TABLEAU_SERVER_URL, or the site's in TABLEAU_SITES
+	site       string // -site, else TABLEAU_SITE
+	siteKey    string // "" for TABLEAU_SITE, else site: whose credentials
+	apiVersion string // TABLEAU_API_VERSION, or the site's in TABLEAU_SITES
 	secretID   string // SECRET_ID
 	stateTable string // STATE_TABLE
 }
@@ -83,6 +86,13 @@ func (c *cli) settings() (*settings, error) {
 	if s.serverURL == "" {
 		return nil, errors.New("TABLEAU_SERVER_URL is not set: the Tableau Server or Tableau Cloud pod, e.g. https://prod-useast-a.online.tableau.com")
 	}
+	// The site, and where it is, as the functions see it (package sites).
+	catalog, err := sites.Parse(get("TABLEAU_SITES"), sites.Site{ContentURL: s.site, ServerURL: s.serverURL, APIVersion: s.apiVersion}, s.secretID == "")
+	if err != nil {
+		return nil, errors.New(oneLine(err.Error()))
+	}
+	site := catalog.Site(c.site)
+	s.site, s.siteKey, s.serverURL, s.apiVersion = site.ContentURL, site.Key(), site.ServerURL, site.APIVersion
 	c.serverURL = s.serverURL
 	return s, nil
 }
@@ -103,7 +113,21 @@ func (c *cli) credentials(ctx context.Context, s *settings) (*credentials, error
 	var cr credentials
 	if s.secretID == "" {
 		cr = credentials{Credentials: fromEnv, tokenName: "TABLEAU_WEBHOOK_TOKEN"}
-		if !hasSignIn(fromEnv) {
+		if s.siteKey != "" && !hasSignIn(fromEnv) {
+			// Another site's credentials, from TABLEAU_SITES as the
+			// functions read them without a secret.
+			all, err := secrets.EnvSites(c.env("TABLEAU_SITES"))
+			if err != nil {
+				return nil, err
+			}
+			stored := secrets.Credentials{TableauSites: all}
+			sc, err := stored.Site(s.siteKey)
+			if err != nil {
+				return nil, fmt.Errorf("%w, in TABLEAU_SITES; or set TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET to a PAT of the site", err)
+			}
+			setSignIn(&cr.Credentials, sc)
+		}
+		if !hasSignIn(cr.Credentials) {
 			return nil, errors.New("no Tableau credentials: set TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET (or TABLEAU_CLIENT_ID, TABLEAU_SECRET_ID, TABLEAU_SECRET_VALUE and TABLEAU_USERNAME), or SECRET_ID")
 		}
 	} else {
@@ -112,12 +136,17 @@ func (c *cli) credentials(ctx context.Context, s *settings) (*credentials, error
 			return nil, err
 		}
 		cr = credentials{Credentials: *stored, tokenName: "tableau_webhook_token in the secret " + s.secretID}
-		if hasSignIn(fromEnv) {
-			cr.TableauPATName, cr.TableauPATSecret = fromEnv.TableauPATName, fromEnv.TableauPATSecret
-			cr.TableauClientID, cr.TableauSecretID = fromEnv.TableauClientID, fromEnv.TableauSecretID
-			cr.TableauSecretValue, cr.TableauUsername = fromEnv.TableauSecretValue, fromEnv.TableauUsername
+		switch {
+		case hasSignIn(fromEnv):
+			setSignIn(&cr.Credentials, siteOf(fromEnv))
 			c.warnf("signing in with the Tableau credentials from the environment, not the secret's\n")
-		} else if !hasSignIn(*stored) {
+		case s.siteKey != "":
+			sc, err := stored.Site(s.siteKey)
+			if err != nil {
+				return nil, fmt.Errorf("%w, in the secret %s; or set TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET to a PAT of the site", err, s.secretID)
+			}
+			setSignIn(&cr.Credentials, sc)
+		case !hasSignIn(*stored):
 			return nil, fmt.Errorf("the secret %s has no Tableau credentials: it needs tableau_pat_name and tableau_pat_secret (or tableau_client_id, tableau_secret_id, tableau_secret_value and tableau_username), or set TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET", s.secretID)
 		}
 	}
@@ -126,6 +155,9 @@ func (c *cli) credentials(ctx context.Context, s *settings) (*credentials, error
 		c.who = fmt.Sprintf("connected app user %q", cr.TableauUsername)
 	} else {
 		c.who = fmt.Sprintf("personal access token %q", cr.TableauPATName)
+	}
+	if s.siteKey != "" {
+		c.who += fmt.Sprintf(" on site %q", s.site)
 	}
 	return &cr, nil
 }
@@ -147,6 +179,18 @@ func envCredentials(getenv func(string) string) secrets.Credentials {
 
 func hasSignIn(cr secrets.Credentials) bool {
 	return cr.ConnectedApp() || (cr.TableauPATName != "" && cr.TableauPATSecret != "")
+}
+
+// siteOf is the top-level sign-in of cr, as a site's.
+func siteOf(cr secrets.Credentials) secrets.SiteCredentials {
+	sc, _ := cr.Site("") // the top-level keys: cannot fail
+	return sc
+}
+
+// setSignIn makes sc the sign-in of cr.
+func setSignIn(cr *secrets.Credentials, sc secrets.SiteCredentials) {
+	cr.TableauPATName, cr.TableauPATSecret = sc.PATName, sc.PATSecret
+	cr.TableauClientID, cr.TableauSecretID, cr.TableauSecretValue, cr.TableauUsername = sc.ClientID, sc.SecretID, sc.SecretValue, sc.Username
 }
 
 // readSecret fetches and decodes the credentials secret.
@@ -199,7 +243,7 @@ func (c *cli) connect(ctx context.Context, s *settings, cr *credentials) (*table
 	}
 	client, err := tableau.NewClient(s.serverURL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("TABLEAU_SERVER_URL, TABLEAU_SITE or TABLEAU_API_VERSION: %w", err)
+		return nil, nil, fmt.Errorf("TABLEAU_SERVER_URL, TABLEAU_SITE (or -site), TABLEAU_SITES or TABLEAU_API_VERSION: %w", err)
 	}
 	done := func() {
 		if !shared {

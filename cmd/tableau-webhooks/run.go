@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
@@ -37,11 +38,16 @@ commands:
   test     have Tableau send a test delivery and show the reply status
   delete   delete one webhook, or all of ours; needs -yes
 
-Run "tableau-webhooks <command> -h" for a command's flags.
+Run "tableau-webhooks <command> -h" for a command's flags. Every command
+takes -site <content URL>: the site whose webhooks to manage (default
+TABLEAU_SITE), signed in to with that site's credentials (the secret's
+tableau_sites[site] for a site other than TABLEAU_SITE).
 
 environment (the same names as the functions; no refresh map needed):
   TABLEAU_SERVER_URL   Tableau Server or Tableau Cloud pod (required)
   TABLEAU_SITE         site content URL; empty for the default site
+  TABLEAU_SITES        where other sites are, when not on TABLEAU_SERVER_URL:
+                       {"<content url>": {"server_url": "https://...", "api_version": "3.24"}}
   TABLEAU_API_VERSION  REST API version; empty to ask the server (webhooks need 3.6)
   SECRET_ID            Secrets Manager secret holding the credentials JSON,
                        including tableau_webhook_token
@@ -69,8 +75,11 @@ type cli struct {
 
 	// who names the signed-in identity for messages, once known.
 	who string
-	// serverURL is TABLEAU_SERVER_URL, once read.
+	// serverURL is the site's server (TABLEAU_SERVER_URL, or TABLEAU_SITES'
+	// for another site), once read.
 	serverURL string
+	// site is -site, "" for TABLEAU_SITE.
+	site string
 }
 
 // command is one subcommand.
@@ -147,7 +156,7 @@ func (c *cli) explain(err error) string {
 		return "the signed-in user must be a site administrator to manage webhooks" + c.whoSuffix()
 	case errors.Is(err, tableau.ErrBadCredentials):
 		return "Tableau rejected the sign-in" + c.whoSuffix() +
-			": check the PAT (or connected app) and TABLEAU_SITE"
+			": check the PAT (or connected app) and the site (-site, TABLEAU_SITE): a PAT signs in to its own site only"
 	case errors.Is(err, tableau.ErrUnsupportedVersion):
 		return err.Error() + " (set TABLEAU_API_VERSION to 3.6 or later, or leave it empty to ask the server)"
 	case errors.As(err, &te):
@@ -218,12 +227,14 @@ func (e *usageError) Error() string { return e.msg }
 type flagSet struct {
 	*flag.FlagSet
 	usage string
+	site  *string // -site, which every command takes
 }
 
 func newFlagSet(name, usage string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // parse errors are printed by finish, once
-	return &flagSet{FlagSet: fs, usage: usage}
+	site := fs.String("site", "", "the content URL of the site whose webhooks to manage, signed in to with its own credentials (default TABLEAU_SITE)")
+	return &flagSet{FlagSet: fs, usage: usage, site: site}
 }
 
 // parse reads args; nothing may follow the flags.
@@ -238,6 +249,10 @@ func (c *cli) parse(fs *flagSet, args []string) error {
 	case fs.NArg() > 0:
 		return fs.fail(fmt.Sprintf("unexpected argument %q (flags come as -name value)", fs.Arg(0)))
 	}
+	if err := refreshmap.CheckSite(*fs.site); err != nil {
+		return fs.invalid(fmt.Errorf("-site: %w", err))
+	}
+	c.site = *fs.site
 	return nil
 }
 

@@ -34,7 +34,7 @@ const (
 )
 
 // secretValues must never appear in any output.
-var secretValues = []string{testToken, otherToken, adminSecret, viewerSec, caSecret}
+var secretValues = []string{testToken, otherToken, adminSecret, viewerSec, caSecret, emeaSecret, cloudSecret}
 
 type env map[string]string
 

@@ -90,3 +90,49 @@ func TestInvokeSeparatesReplyFromLogs(t *testing.T) {
 		t.Errorf("stderr lacks the function's logs:\n%s", stderr.String())
 	}
 }
+
+// make check-config says where each other site is; a bad TABLEAU_SITES
+// stops the check and the function's start with one line naming it.
+func TestCheckConfigSites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the bootstrap; run without -short")
+	}
+	bin := buildBootstrap(t, ".", runtime.GOOS, runtime.GOARCH)
+	base := []string{"SECRET_ID=bridge/credentials", "STATE_TABLE=t", "HOME=" + t.TempDir(),
+		"TABLEAU_SERVER_URL=https://tableau.example.com", "TABLEAU_SITE=analytics",
+		`REFRESH_MAP={"jobs":{"1":[{"workbook":"Sales"},{"workbook":"Sales","site":"emea"},{"datasource":"Orders","site":"cloud"}]}}`}
+	tests := []struct {
+		name   string
+		sites  string
+		wantOK bool
+		want   []string
+	}{
+		{"two other sites", `{"cloud": {"server_url": "https://prod-useast-a.online.tableau.com"}}`, true, []string{
+			"configuration OK",
+			`Tableau:        https://tableau.example.com, site "analytics"`,
+			`other sites:    "cloud" on https://prod-useast-a.online.tableau.com, REST API version negotiated with the server (TABLEAU_SITES, the refresh map); ` +
+				`"emea" on the same server, REST API version negotiated with the server (the refresh map); each signs in with its own credentials, from the secret's tableau_sites`,
+		}},
+		{"http to another host", `{"cloud": {"server_url": "http://cloud.example.com"}}`, false, []string{`TABLEAU_SITES["cloud"]: server_url: server URL "http://cloud.example.com" must use https`}},
+		{"credentials beside a secret", `{"cloud": {"tableau_pat_secret": "s3cret"}}`, false, []string{`TABLEAU_SITES["cloud"]: tableau_pat_secret is a credential: put it in the secret`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, "-check-config")
+			cmd.Env = append([]string{"TABLEAU_SITES=" + tt.sites}, base...)
+			out, err := cmd.CombinedOutput()
+			got := string(out)
+			if ok := err == nil; ok != tt.wantOK {
+				t.Fatalf("exit ok=%t, want %t: %s", ok, tt.wantOK, got)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q, want it to say %q", got, w)
+				}
+			}
+			if strings.Contains(got, "s3cret") || (!tt.wantOK && strings.Count(strings.TrimSpace(got), "\n") > 0) {
+				t.Errorf("%q: want one line, and no credential", got)
+			}
+		})
+	}
+}

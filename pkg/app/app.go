@@ -26,6 +26,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refresh"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/scheduler"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/sites"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/status"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
@@ -44,8 +45,11 @@ type App struct {
 	Sessions tableau.SessionStore
 	// Deferred holds the targets not queued in their invocation's time.
 	Deferred state.Deferrals
-	// Tableau signs in with the secret's credentials as they are now.
+	// Tableau is the default site's client (TABLEAU_SITE); Sites holds it
+	// and the other sites', each made on first use. Each signs in with its
+	// site's credentials in the secret as they are now.
 	Tableau *tableau.Client
+	Sites   *sites.Clients
 	// DBT is nil when DBT_ACCOUNT_ID is not set: the scheduled path is off.
 	DBT       *dbtcloud.Client
 	Refresher *refresh.Refresher
@@ -106,19 +110,31 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 		a.Deferred, a.Statuses = mem, mem
 	}
 
-	tOpts := []tableau.Option{
-		tableau.WithSite(cfg.TableauSite),
-		tableau.WithLogger(logger),
-		tableau.WithSessionStore(a.Sessions),
-		tableau.WithCredentialsProvider(tableauCredentials{src: a.Secrets, scopes: tableauScopes(cfg)}),
-	}
-	if cfg.TableauAPIVersion != "" {
-		tOpts = append(tOpts, tableau.WithAPIVersion(cfg.TableauAPIVersion))
+	catalog := cfg.Sites
+	if catalog == nil {
+		catalog, _ = sites.Parse("", sites.Site{ContentURL: cfg.TableauSite, ServerURL: cfg.TableauServerURL, APIVersion: cfg.TableauAPIVersion}, false)
 	}
 	var err error
-	if a.Tableau, err = tableau.NewClient(cfg.TableauServerURL, append(tOpts, opts...)...); err != nil {
+	a.Sites, err = sites.NewClients(catalog, func(s sites.Site) (*tableau.Client, error) {
+		where := "the Secrets Manager secret " + cfg.SecretID
+		if cfg.SecretID == "" {
+			where = "the environment's TABLEAU_SITES"
+		}
+		tOpts := []tableau.Option{
+			tableau.WithSite(s.ContentURL),
+			tableau.WithLogger(logger),
+			tableau.WithSessionStore(a.Sessions),
+			tableau.WithCredentialsProvider(tableauCredentials{src: a.Secrets, scopes: tableauScopes(cfg), site: s.Key(), where: where}),
+		}
+		if s.APIVersion != "" {
+			tOpts = append(tOpts, tableau.WithAPIVersion(s.APIVersion))
+		}
+		return tableau.NewClient(s.ServerURL, append(tOpts, opts...)...)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("configuration: TABLEAU_SERVER_URL: %w", err)
 	}
+	a.Tableau = a.Sites.Default()
 	if cfg.DBTAccountID != 0 {
 		dOpts := []dbtcloud.Option{dbtcloud.WithAccountID(cfg.DBTAccountID), dbtcloud.WithTokenProvider(dbtToken{a.Secrets}), dbtcloud.WithLogger(logger)}
 		if cfg.DBTCloudURL != "" {
@@ -144,17 +160,34 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ..
 	a.Alerts = followup.NewAlerts(a.Outbox, channels, followup.WithNotifySuccess(cfg.NotifySuccess), followup.WithLogger(logger))
 	recOpts := a.statusOptions()
 	if cfg.QualityWarnings {
-		recOpts = append(recOpts, status.WithQualityWarnings(a.Tableau))
+		recOpts = append(recOpts, status.WithQualityWarnings(a.Tableau),
+			status.WithSiteWarnings(func(site string) (status.Warnings, error) { return a.Sites.Client(site) }))
 	}
 	a.Status = status.NewRecorder(a.Statuses, recOpts...)
 	a.Refresher = refresh.New(a.Store, a.Tableau, refresh.WithRetention(cfg.Retention), refresh.WithJobs(a.Jobs), refresh.WithRides(a.Tableau),
 		refresh.WithAlerts(a.Alerts), refresh.WithLogger(logger), refresh.WithCredentialsAt(cfg.CredentialsAt()),
 		refresh.WithSite(cfg.TableauSite), refresh.WithConcurrency(cfg.TableauConcurrency), refresh.WithDeferrals(a.Deferred),
-		refresh.WithStatus(a.Status))
+		refresh.WithStatus(a.Status),
+		refresh.WithSites(func(site string) (refresh.Tableau, error) { return a.Sites.Client(site) }),
+		refresh.WithSiteCredentialsAt(cfg.SiteCredentialsAt))
 	a.Tracker = followup.NewTracker(a.Jobs, a.Tableau, a.Alerts, followup.WithJobLimit(cfg.JobLimit), followup.WithLogger(logger),
-		followup.WithStatus(a.Status))
+		followup.WithStatus(a.Status), followup.WithSites(siteClients{a.Sites}))
 	lOpts := []lineage.Option{lineage.WithAliases(cfg.LineageAliases), lineage.WithAlerts(a.Alerts), lineage.WithLogger(logger)}
 	if cfg.Lineage && a.DBT != nil {
+		// Lineage covers every site the functions know: the default, those
+		// TABLEAU_SITES lists and those the map names, each with its own
+		// index.
+		if sl, ok := a.Lineage.(state.SiteLineage); ok {
+			var others []lineage.Site
+			for _, s := range cfg.OtherSites() {
+				tc, err := a.Sites.Client(s.ContentURL)
+				if err != nil {
+					return nil, fmt.Errorf("configuration: %w", err)
+				}
+				others = append(others, lineage.Site{Name: s.ContentURL, Metadata: tc, Index: sl.SiteLineage(s.ContentURL)})
+			}
+			lOpts = append(lOpts, lineage.WithSites(others...))
+		}
 		a.Planner = lineage.NewPlanner(cfg.Map, a.DBT, a.Tableau, a.Lineage, lOpts...)
 		a.Builder = lineage.NewBuilder(a.Tableau, a.Lineage, lOpts...)
 	} else {

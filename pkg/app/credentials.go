@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/followup"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/sites"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
 
@@ -12,11 +15,16 @@ import (
 // cache decides when to fetch it again), so that a rotated secret takes
 // effect in a warm function without rebuilding anything.
 
-// tableauCredentials are the secret's PAT, or its connected app when all of
-// the app's keys are there; scopes are the app's JWT's (nil: the default).
+// tableauCredentials are a site's PAT in the secret, or its connected app
+// when all of the app's keys are there: the top-level keys for the default
+// site (site ""), tableau_sites[site] for another; scopes are the app's
+// JWT's (nil: the default). where names the secret, for the error of a
+// site without credentials.
 type tableauCredentials struct {
 	src    secrets.Source
 	scopes []string
+	site   string
+	where  string
 }
 
 func (t tableauCredentials) Credentials(ctx context.Context) (tableau.Credentials, error) {
@@ -24,13 +32,29 @@ func (t tableauCredentials) Credentials(ctx context.Context) (tableau.Credential
 	if err != nil {
 		return tableau.Credentials{}, err
 	}
-	if c.ConnectedApp() {
+	sc, err := c.Site(t.site)
+	if err != nil {
+		return tableau.Credentials{}, fmt.Errorf("%w, in %s", err, t.where)
+	}
+	if sc.ConnectedApp() {
 		return tableau.Credentials{ConnectedApp: &tableau.ConnectedApp{
-			ClientID: c.TableauClientID, SecretID: c.TableauSecretID, SecretValue: c.TableauSecretValue, Username: c.TableauUsername,
+			ClientID: sc.ClientID, SecretID: sc.SecretID, SecretValue: sc.SecretValue, Username: sc.Username,
 			Scopes: t.scopes,
 		}}, nil
 	}
-	return tableau.Credentials{PATName: c.TableauPATName, PATSecret: c.TableauPATSecret}, nil
+	return tableau.Credentials{PATName: sc.PATName, PATSecret: sc.PATSecret}, nil
+}
+
+// siteClients are the sites' clients as package followup asks for them.
+type siteClients struct{ *sites.Clients }
+
+func (s siteClients) Client(site string) (followup.Tableau, error) { return s.Clients.Client(site) }
+
+func (s siteClients) BySiteID(luid string) followup.Tableau {
+	if tc, _ := s.Clients.BySiteID(luid); tc != nil {
+		return tc
+	}
+	return nil
 }
 
 // dbtToken is the secret's dbt_api_token.

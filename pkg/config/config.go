@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/relname"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/sites"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
 
@@ -28,6 +30,10 @@ type Config struct {
 	// TableauConcurrency bounds the targets a function instance queues at
 	// a time per site (TABLEAU_CONCURRENCY, default 10).
 	TableauConcurrency int
+	// Sites are the Tableau sites: the default (the three above) and those
+	// TABLEAU_SITES lists (its server and REST API version); any other
+	// site a map entry names is on the default's server.
+	Sites *sites.Catalog
 
 	SecretID       string        // SECRET_ID: "" reads credentials from the environment (local runs)
 	SecretCacheTTL time.Duration // SECRET_CACHE_TTL
@@ -174,6 +180,20 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("TABLEAU_SERVER_URL: %s", strings.TrimPrefix(err.Error(), "tableau: ")))
 		}
 	}
+	if c.TableauSite != "" {
+		if err := refreshmap.CheckSite(c.TableauSite); err != nil {
+			errs = append(errs, fmt.Errorf("TABLEAU_SITE: %w", err))
+		}
+	}
+	def := sites.Site{ContentURL: c.TableauSite, ServerURL: c.TableauServerURL, APIVersion: c.TableauAPIVersion}
+	if c.Sites, err = sites.Parse(getenv("TABLEAU_SITES"), def, c.SecretID == ""); err != nil {
+		// One problem per entry, each in the one line the function prints.
+		if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = append(errs, multi.Unwrap()...)
+		} else {
+			errs = append(errs, err)
+		}
+	}
 	if c.DBTCloudURL != "" {
 		if _, err := dbtcloud.NewClient(dbtcloud.WithBaseURL(c.DBTCloudURL), dbtcloud.WithAccountID(1), dbtcloud.WithToken("x")); err != nil {
 			errs = append(errs, fmt.Errorf("DBT_CLOUD_URL: %s", strings.TrimPrefix(err.Error(), "dbtcloud: ")))
@@ -204,12 +224,23 @@ func (c *Config) checkRequired() []error {
 	return errs
 }
 
-// CredentialsAt says where a person fixes the Tableau credentials.
-func (c *Config) CredentialsAt() string {
-	if c.SecretID != "" {
-		return fmt.Sprintf("Secrets Manager secret %s (keys tableau_pat_name and tableau_pat_secret, or the connected-app keys)", c.SecretID)
+// CredentialsAt says where a person fixes the Tableau credentials of the
+// default site.
+func (c *Config) CredentialsAt() string { return c.SiteCredentialsAt("") }
+
+// SiteCredentialsAt says where a person fixes the Tableau credentials of
+// the site with the given content URL ("" for the default site).
+func (c *Config) SiteCredentialsAt(site string) string {
+	if site == "" || refreshmap.SameSite(site, c.TableauSite) {
+		if c.SecretID != "" {
+			return fmt.Sprintf("Secrets Manager secret %s (keys tableau_pat_name and tableau_pat_secret, or the connected-app keys)", c.SecretID)
+		}
+		return "the environment (TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET)"
 	}
-	return "the environment (TABLEAU_PAT_NAME and TABLEAU_PAT_SECRET)"
+	if c.SecretID != "" {
+		return fmt.Sprintf("Secrets Manager secret %s, under tableau_sites[%q] (tableau_pat_name and tableau_pat_secret, or the connected-app keys; make secret-set SITE=%s KEY=tableau_pat_name)", c.SecretID, site, site)
+	}
+	return fmt.Sprintf("the environment, TABLEAU_SITES[%q] (tableau_pat_name and tableau_pat_secret)", site)
 }
 
 // Describe says in a few lines what a function with this configuration
@@ -231,6 +262,9 @@ func (c *Config) Describe() string {
 		site = fmt.Sprintf("site %q", c.TableauSite)
 	}
 	line("Tableau:        %s, %s, REST API version %s", c.TableauServerURL, site, version)
+	if others := c.describeSites(); others != "" {
+		line("other sites:    %s", others)
+	}
 	line("concurrency:    %d refreshes at a time per site and function instance; what dbt's time cannot take is deferred to the follow-up", c.TableauConcurrency)
 	if c.SecretID != "" {
 		line("credentials:    Secrets Manager secret %s (read at first use, cached %s)", c.SecretID, c.SecretCacheTTL)
@@ -271,6 +305,67 @@ func (c *Config) Describe() string {
 	}
 	line("status page:    GET /status and /status.json once the secret has status_password; stale after %s; warnings in Tableau %s", c.FreshnessSLA, warnings)
 	return b.String()
+}
+
+// OtherSites are the sites other than the default the functions may work
+// on: those TABLEAU_SITES lists and those the refresh map names, by
+// content URL.
+func (c *Config) OtherSites() []sites.Site {
+	var out []sites.Site
+	seen := map[string]bool{}
+	add := func(s sites.Site) {
+		if k := strings.ToLower(s.ContentURL); !s.Default && !seen[k] {
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	if c.Sites != nil {
+		for _, s := range c.Sites.Listed() {
+			add(s)
+		}
+		for _, name := range c.Map.Sites() {
+			add(c.Sites.Site(name))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].ContentURL) < strings.ToLower(out[j].ContentURL) })
+	return out
+}
+
+// describeSites says where the other sites are and whose credentials they
+// take, for check-config; "" when there are none.
+func (c *Config) describeSites() string {
+	others := c.OtherSites()
+	if len(others) == 0 {
+		return ""
+	}
+	named := map[string]bool{}
+	for _, s := range c.Map.Sites() {
+		named[strings.ToLower(s)] = true
+	}
+	parts := make([]string, len(others))
+	for i, s := range others {
+		where := "on the same server"
+		if s.ServerURL != c.TableauServerURL {
+			where = "on " + s.ServerURL
+		}
+		version := "REST API version negotiated with the server"
+		if s.APIVersion != "" {
+			version = "REST API version " + s.APIVersion
+		}
+		var from []string
+		if s.Listed {
+			from = append(from, "TABLEAU_SITES")
+		}
+		if named[strings.ToLower(s.ContentURL)] {
+			from = append(from, "the refresh map")
+		}
+		parts[i] = fmt.Sprintf("%q %s, %s (%s)", s.ContentURL, where, version, strings.Join(from, ", "))
+	}
+	where := "the secret's tableau_sites"
+	if c.SecretID == "" {
+		where = "TABLEAU_SITES in the environment"
+	}
+	return strings.Join(parts, "; ") + "; each signs in with its own credentials, from " + where + " (read at first use)"
 }
 
 // IncrementalNote says what becomes of the incremental refreshes the map

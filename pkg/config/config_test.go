@@ -162,3 +162,77 @@ func TestIncrementalNote(t *testing.T) {
 		})
 	}
 }
+
+// TestSites: TABLEAU_SITES is checked at start with every other variable,
+// and check-config says where each site is and where its credentials are.
+func TestSites(t *testing.T) {
+	base := map[string]string{
+		"TABLEAU_SERVER_URL": "https://tableau.example.com", "TABLEAU_SITE": "home", "SECRET_ID": "bridge",
+		"REFRESH_MAP":   `{"jobs":{"1":[{"workbook":"W"},{"workbook":"V","site":"home"},{"workbook":"W","site":"apac"},{"datasource":"D","site":"Cloud"}]}}`,
+		"TABLEAU_SITES": `{"cloud": {"server_url": "https://prod-useast-a.online.tableau.com", "api_version": "3.24"}, "emea": {}}`,
+	}
+	c, err := FromEnv(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Describe()
+	for _, want := range []string{
+		`Tableau:        https://tableau.example.com, site "home"`,
+		`other sites:    "apac" on the same server, REST API version negotiated with the server (the refresh map); ` +
+			`"cloud" on https://prod-useast-a.online.tableau.com, REST API version 3.24 (TABLEAU_SITES, the refresh map); ` +
+			`"emea" on the same server, REST API version negotiated with the server (TABLEAU_SITES); ` +
+			`each signs in with its own credentials, from the secret's tableau_sites (read at first use)`,
+		`refresh map:    1 dbt job, 4 targets`,
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Describe() lacks %q:\n%s", want, d)
+		}
+	}
+	if got := c.SiteCredentialsAt("cloud"); !strings.Contains(got, `Secrets Manager secret bridge, under tableau_sites["cloud"]`) || !strings.Contains(got, "make secret-set SITE=cloud KEY=tableau_pat_name") {
+		t.Errorf("SiteCredentialsAt(cloud) = %s", got)
+	}
+	if got := c.SiteCredentialsAt("HOME"); got != c.CredentialsAt() {
+		t.Errorf("SiteCredentialsAt(TABLEAU_SITE) = %s, want the default's %s", got, c.CredentialsAt())
+	}
+
+	single, err := FromEnv(env(map[string]string{"TABLEAU_SERVER_URL": "https://tableau.example.com", "SECRET_ID": "s", "REFRESH_MAP": `{"jobs":{"1":[{"workbook":"W"}]}}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := single.Describe(); strings.Contains(d, "other sites") {
+		t.Errorf("a single-site deployment's check names other sites:\n%s", d)
+	}
+
+	bad := map[string]string{}
+	for k, v := range base {
+		bad[k] = v
+	}
+	bad["TABLEAU_SITES"] = `{"emea": {"server_url": "http://emea.example.com", "tableau_pat_secret": "s3cret"}, "home": {}}`
+	bad["TABLEAU_SITE"] = "home/x"
+	_, err = FromEnv(env(bad))
+	if err == nil {
+		t.Fatal("FromEnv accepted a bad TABLEAU_SITES")
+	}
+	msg := err.Error()
+	for _, want := range []string{`TABLEAU_SITE: site "home/x": want the bare content URL`, `TABLEAU_SITES["emea"]: server_url: server URL "http://emea.example.com" must use https`,
+		`TABLEAU_SITES["emea"]: tableau_pat_secret is a credential: put it in the secret`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "\n") || strings.Contains(msg, "s3cret") {
+		t.Errorf("error %q: want one line, and no credential", msg)
+	}
+	// Without a secret the environment holds every credential, other
+	// sites' too.
+	local := map[string]string{"TABLEAU_SERVER_URL": "https://tableau.example.com", "REFRESH_MAP": `{"jobs":{"1":[{"workbook":"W","site":"emea"}]}}`,
+		"DBT_WEBHOOK_SECRET": "w", "TABLEAU_PAT_NAME": "n", "TABLEAU_PAT_SECRET": "s",
+		"TABLEAU_SITES": `{"emea": {"tableau_pat_name": "e", "tableau_pat_secret": "es"}}`}
+	lc, err := FromEnv(env(local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := lc.Describe(); !strings.Contains(d, "from TABLEAU_SITES in the environment") {
+		t.Errorf("Describe() of a local run:\n%s", d)
+	}
+}

@@ -118,6 +118,8 @@ func Start() *Demo {
 			// The demo signs in with its PAT: a connected app in the
 			// shell would take precedence and be refused.
 			"TABLEAU_CLIENT_ID": "", "TABLEAU_SECRET_ID": "", "TABLEAU_SECRET_VALUE": "", "TABLEAU_USERNAME": "",
+			// The simulator holds the demo's one site.
+			"TABLEAU_SITES": "",
 		},
 	}
 }

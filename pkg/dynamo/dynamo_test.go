@@ -77,6 +77,10 @@ func TestLineageIndex(t *testing.T) {
 	statetest.TestLineageIndex(t, func(t *testing.T, now func() time.Time) state.LineageIndex { return newTable(t, now) })
 }
 
+func TestSiteLineage(t *testing.T) {
+	statetest.TestSiteLineage(t, func(t *testing.T, now func() time.Time) statetest.SiteLineageStore { return newTable(t, now) })
+}
+
 func TestDeferrals(t *testing.T) {
 	statetest.TestDeferrals(t, func(t *testing.T, now func() time.Time) state.Deferrals { return newTable(t, now) })
 }

@@ -59,6 +59,9 @@ const (
 	attrIncremental = "incremental" // "1": the target asked for an incremental refresh
 	attrRodeOn      = "rode_on"
 	requeueDue      = "DUE"
+	// attrSite is the content URL of a job's site, absent for the default
+	// site (so that records written before sites were known read right).
+	attrSite = "site"
 )
 
 func ts(t time.Time) types.AttributeValue { return s(t.UTC().Format(time.RFC3339Nano)) }
@@ -110,6 +113,10 @@ func jobSet(in *dynamodb.UpdateItemInput, j state.TableauJob) string {
 	if j.RodeOn != "" {
 		names["#rode"], values[":rode"] = attrRodeOn, s(j.RodeOn)
 		set += ", #rode = :rode"
+	}
+	if j.Site != "" {
+		names["#site"], values[":site"] = attrSite, s(j.Site)
+		set += ", #site = :site"
 	}
 	for k, v := range names {
 		in.ExpressionAttributeNames[k] = v
@@ -167,6 +174,7 @@ func decodeJob(it map[string]types.AttributeValue) state.TableauJob {
 		RodeOn:        getS(it, attrRodeOn),
 		DBTRunURL:     getS(it, attrDBTRunURL),
 		DBTFinishedAt: getTime(it, attrDBTFinishedAt),
+		Site:          getS(it, attrSite),
 	}
 }
 

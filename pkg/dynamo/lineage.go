@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +17,11 @@ import (
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 )
 
-var _ state.LineageIndex = (*Table)(nil)
+var (
+	_ state.LineageIndex = (*Table)(nil)
+	_ state.LineageIndex = lineageSpace{}
+	_ state.SiteLineage  = (*Table)(nil)
+)
 
 // The lineage index is one item per table and generation, its content a
 // string set of JSON objects, so that pages of one build that reach the same
@@ -51,13 +56,66 @@ const (
 	lineageReaders = 16
 )
 
-func lineageKey(gen int64, table string) map[string]types.AttributeValue {
-	return key(lineagePrefix+strconv.FormatInt(gen, 10)+"#"+table, lineageTableSK)
+// lineageSpace is the lineage index of one Tableau site: the default
+// site's keys are as they always were; another site's build item and
+// tables are under keys of their own, so that each site's index is built
+// and published on its own:
+//
+//	pk LINEAGE#BUILD               sk STATE   the default site's build
+//	pk LINEAGE#<gen>#<table>       sk TABLE   its tables
+//	pk LINEAGE#BUILD#SITE#<site>   sk STATE   another site's (content URL in lower case)
+//	pk LINEAGE#SITE#<site>#<gen>#<table>      its tables
+type lineageSpace struct {
+	*Table
+	buildPK, prefix string
+}
+
+// SiteLineage returns the lineage index of the site with the given content
+// URL ("" for the default site, which is the Table's own).
+func (t *Table) SiteLineage(site string) state.LineageIndex {
+	if site == "" {
+		return t
+	}
+	site = strings.ToLower(site)
+	return lineageSpace{Table: t, buildPK: lineageBuildPK + "#SITE#" + site, prefix: lineagePrefix + "SITE#" + site + "#"}
+}
+
+func (t *Table) defaultLineage() lineageSpace {
+	return lineageSpace{Table: t, buildPK: lineageBuildPK, prefix: lineagePrefix}
+}
+
+// LookupLineage implements state.LineageIndex for the default site.
+func (t *Table) LookupLineage(ctx context.Context, tables []string) (map[string][]state.LineageContent, error) {
+	return t.defaultLineage().LookupLineage(ctx, tables)
+}
+
+// LineageBuild implements state.LineageIndex for the default site.
+func (t *Table) LineageBuild(ctx context.Context) (state.LineageBuild, error) {
+	return t.defaultLineage().LineageBuild(ctx)
+}
+
+// SaveLineageBuild implements state.LineageIndex for the default site.
+func (t *Table) SaveLineageBuild(ctx context.Context, b state.LineageBuild) error {
+	return t.defaultLineage().SaveLineageBuild(ctx, b)
+}
+
+// AddLineage implements state.LineageIndex for the default site.
+func (t *Table) AddLineage(ctx context.Context, gen int64, tables map[string][]state.LineageContent) error {
+	return t.defaultLineage().AddLineage(ctx, gen, tables)
+}
+
+// PublishLineage implements state.LineageIndex for the default site.
+func (t *Table) PublishLineage(ctx context.Context, gen int64, b state.LineageBuild) error {
+	return t.defaultLineage().PublishLineage(ctx, gen, b)
+}
+
+func (t lineageSpace) lineageKey(gen int64, table string) map[string]types.AttributeValue {
+	return key(t.prefix+strconv.FormatInt(gen, 10)+"#"+table, lineageTableSK)
 }
 
 // LookupLineage implements state.LineageIndex: one read of the build item,
 // then BatchGetItem in chunks of 100, lineageReaders at a time.
-func (t *Table) LookupLineage(ctx context.Context, tables []string) (map[string][]state.LineageContent, error) {
+func (t lineageSpace) LookupLineage(ctx context.Context, tables []string) (map[string][]state.LineageContent, error) {
 	b, err := t.LineageBuild(ctx)
 	if err != nil {
 		return nil, err
@@ -71,10 +129,10 @@ func (t *Table) LookupLineage(ctx context.Context, tables []string) (map[string]
 	for _, tb := range tables {
 		if !seen[tb] {
 			seen[tb] = true
-			keys = append(keys, lineageKey(b.Current, tb))
+			keys = append(keys, t.lineageKey(b.Current, tb))
 		}
 	}
-	prefix := lineagePrefix + strconv.FormatInt(b.Current, 10) + "#"
+	prefix := t.prefix + strconv.FormatInt(b.Current, 10) + "#"
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup
@@ -162,7 +220,7 @@ func decodeContent(it map[string]types.AttributeValue) ([]state.LineageContent, 
 
 // AddLineage implements state.LineageIndex: one UpdateItem per table, which
 // adds to the table's set, lineageWriters at a time.
-func (t *Table) AddLineage(ctx context.Context, gen int64, tables map[string][]state.LineageContent) error {
+func (t lineageSpace) AddLineage(ctx context.Context, gen int64, tables map[string][]state.LineageContent) error {
 	expires := n(t.now().Add(lineageTTL).Unix())
 	work := make(chan string)
 	errs := make(chan error, lineageWriters)
@@ -190,7 +248,7 @@ func (t *Table) AddLineage(ctx context.Context, gen int64, tables map[string][]s
 	return <-errs
 }
 
-func (t *Table) addTable(ctx context.Context, gen int64, table string, cs []state.LineageContent, expires types.AttributeValue) error {
+func (t lineageSpace) addTable(ctx context.Context, gen int64, table string, cs []state.LineageContent, expires types.AttributeValue) error {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -208,7 +266,7 @@ func (t *Table) addTable(ctx context.Context, gen int64, table string, cs []stat
 	}
 	_, err := t.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(t.name),
-		Key:                       lineageKey(gen, table),
+		Key:                       t.lineageKey(gen, table),
 		UpdateExpression:          aws.String("ADD #c :c SET #exp = :exp"),
 		ExpressionAttributeNames:  map[string]string{"#c": attrContent, "#exp": attrExpiresAt},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":c": &types.AttributeValueMemberSS{Value: enc}, ":exp": expires},
@@ -220,8 +278,8 @@ func (t *Table) addTable(ctx context.Context, gen int64, table string, cs []stat
 }
 
 // LineageBuild implements state.LineageIndex.
-func (t *Table) LineageBuild(ctx context.Context) (state.LineageBuild, error) {
-	out, err := t.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.name), Key: key(lineageBuildPK, lineageBuildSK), ConsistentRead: aws.Bool(true)})
+func (t lineageSpace) LineageBuild(ctx context.Context) (state.LineageBuild, error) {
+	out, err := t.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(t.name), Key: key(t.buildPK, lineageBuildSK), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return state.LineageBuild{}, fmt.Errorf("read the lineage build: %w", err)
 	}
@@ -248,18 +306,18 @@ func (t *Table) LineageBuild(ctx context.Context) (state.LineageBuild, error) {
 }
 
 // SaveLineageBuild implements state.LineageIndex.
-func (t *Table) SaveLineageBuild(ctx context.Context, b state.LineageBuild) error {
+func (t lineageSpace) SaveLineageBuild(ctx context.Context, b state.LineageBuild) error {
 	return t.putBuild(ctx, b)
 }
 
 // PublishLineage implements state.LineageIndex.
-func (t *Table) PublishLineage(ctx context.Context, gen int64, b state.LineageBuild) error {
+func (t lineageSpace) PublishLineage(ctx context.Context, gen int64, b state.LineageBuild) error {
 	b.Current, b.Building, b.CompletedAt, b.Cursor = gen, 0, t.now(), ""
 	return t.putBuild(ctx, b)
 }
 
-func (t *Table) putBuild(ctx context.Context, b state.LineageBuild) error {
-	item := key(lineageBuildPK, lineageBuildSK)
+func (t lineageSpace) putBuild(ctx context.Context, b state.LineageBuild) error {
+	item := key(t.buildPK, lineageBuildSK)
 	item[attrCurrent] = n(b.Current)
 	item[attrBuilding] = n(b.Building)
 	item[attrTables] = n(int64(b.Tables))

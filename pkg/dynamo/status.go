@@ -248,6 +248,7 @@ type wireStatus struct {
 	Project string    `json:"project,omitempty"`
 	ItemID  string    `json:"item_id,omitempty"`
 	URL     string    `json:"url,omitempty"`
+	Site    string    `json:"site,omitempty"` // "" for the default site
 	Runs    []wireRun `json:"runs"`
 	Last    *wireRun  `json:"last,omitempty"`
 	// The data quality warning the bridge put on the content.
@@ -298,7 +299,7 @@ func (w wireRun) run() state.TargetRun {
 
 func toWireStatus(st state.TargetStatus) wireStatus {
 	w := wireStatus{
-		Kind: st.Kind, Name: st.Name, Project: st.Project, ItemID: st.ItemID, URL: st.URL, Runs: make([]wireRun, 0, len(st.Runs)),
+		Kind: st.Kind, Name: st.Name, Project: st.Project, ItemID: st.ItemID, URL: st.URL, Site: st.Site, Runs: make([]wireRun, 0, len(st.Runs)),
 		WarningID: st.Warning.ID, WarningReason: string(st.Warning.Reason), WarningRun: st.Warning.RunID, UpdatedAt: wireTime(st.UpdatedAt),
 	}
 	for _, r := range st.Runs {
@@ -313,7 +314,7 @@ func toWireStatus(st state.TargetStatus) wireStatus {
 
 func (w wireStatus) status(key string) state.TargetStatus {
 	st := state.TargetStatus{
-		StatusTarget: state.StatusTarget{Key: key, Kind: w.Kind, Name: w.Name, Project: w.Project, ItemID: w.ItemID, URL: w.URL},
+		StatusTarget: state.StatusTarget{Key: key, Kind: w.Kind, Name: w.Name, Project: w.Project, ItemID: w.ItemID, URL: w.URL, Site: w.Site},
 		Warning:      state.QualityWarning{ID: w.WarningID, Reason: state.Outcome(w.WarningReason), RunID: w.WarningRun},
 		UpdatedAt:    fromWireTime(w.UpdatedAt),
 	}

@@ -17,6 +17,7 @@ type options struct {
 	notifySuccess bool
 	jobLimit      time.Duration
 	status        Status
+	sites         Sites
 }
 
 func apply(opts []Option) options {
@@ -50,6 +51,10 @@ func WithNotifySuccess(on bool) Option { return func(o *options) { o.notifySucce
 // WithJobLimit sets how long a refresh job may stay unfinished before it is
 // reported as stuck (default 2 hours).
 func WithJobLimit(d time.Duration) Option { return func(o *options) { o.jobLimit = d } }
+
+// WithSites has a Tracker follow each job on its own site with that
+// site's client; without it every job is on the default site.
+func WithSites(s Sites) Option { return func(o *options) { o.sites = s } }
 
 // WithStatus has a Tracker keep the status page's history: each job's end
 // is recorded in its target's status before the job is closed, told to st

@@ -54,7 +54,7 @@ func (t *Tracker) requeue(ctx context.Context, tc Tableau, j state.TableauJob, p
 	stale := t.now().Sub(j.QueuedAt) > t.limit
 	next := state.TableauJob{
 		DBTJobID: j.DBTJobID, TargetName: j.TargetName, ItemKind: j.ItemKind, ItemID: j.ItemID, QueuedAt: t.now(),
-		Incremental: j.Incremental, DBTFinishedAt: j.DBTFinishedAt, RodeOn: rode,
+		Incremental: j.Incremental, DBTFinishedAt: j.DBTFinishedAt, RodeOn: rode, Site: j.Site,
 	}
 	switch {
 	case err != nil && tableau.Retryable(err) && !stale:

@@ -36,10 +36,21 @@ type Status interface {
 	Sweep(ctx context.Context) error
 }
 
+// Sites gives the client of each Tableau site other than the default: a
+// job is followed on its own site (state.TableauJob.Site).
+type Sites interface {
+	// Client returns the client of the site with the given content URL.
+	Client(site string) (Tableau, error)
+	// BySiteID returns the client signed in to the site with the given
+	// LUID, as Tableau's webhooks name it, or nil when none is.
+	BySiteID(luid string) Tableau
+}
+
 // Tracker follows the refresh jobs we queued until they end.
 type Tracker struct {
 	jobs    state.TableauJobs
 	tableau Tableau
+	sites   Sites
 	alerts  *Alerts
 	status  Status
 	limit   time.Duration
@@ -47,12 +58,23 @@ type Tracker struct {
 	now     func() time.Time
 }
 
-// NewTracker returns a Tracker that asks tc about the jobs in jobs and tells
-// alerts of their failures. It takes WithJobLimit, WithStatus, WithLogger
-// and WithClock.
+// NewTracker returns a Tracker that asks tc (the default site's client)
+// about the jobs in jobs and tells alerts of their failures. It takes
+// WithSites, WithJobLimit, WithStatus, WithLogger and WithClock.
 func NewTracker(jobs state.TableauJobs, tc Tableau, alerts *Alerts, opts ...Option) *Tracker {
 	o := apply(opts)
-	return &Tracker{jobs: jobs, tableau: tc, alerts: alerts, status: o.status, limit: o.jobLimit, logger: o.logger, now: o.now}
+	return &Tracker{jobs: jobs, tableau: tc, sites: o.sites, alerts: alerts, status: o.status, limit: o.jobLimit, logger: o.logger, now: o.now}
+}
+
+// client is the client of a job's site ("" for the default).
+func (t *Tracker) client(site string) (Tableau, error) {
+	switch {
+	case site == "":
+		return t.tableau, nil
+	case t.sites == nil:
+		return nil, fmt.Errorf("the job is on Tableau site %q, and this follow-up knows the default site only", site)
+	}
+	return t.sites.Client(site)
 }
 
 // FollowResult counts what one Follow saw.
@@ -80,9 +102,15 @@ func (t *Tracker) Follow(ctx context.Context) (FollowResult, error) {
 	res.Open = len(open)
 	var errs []error
 	if len(open) > 0 {
-		tc := t.tableau
 		for _, j := range open {
 			log := t.logger.With("tableau_job_id", j.JobID, "dbt_run_id", j.Run.RunID, "target", j.TargetName)
+			tc, err := t.client(j.Site)
+			if err != nil {
+				// Nothing is lost: the job stays open for the next look.
+				res.Unknown++
+				log.WarnContext(ctx, "refresh job's site unavailable; will look again", "tableau_site", j.Site, "error", err)
+				continue
+			}
 			if j.JobID == "" && j.Requeue {
 				// The refresh it rode on was never found: the one more
 				// refresh is tried now, and Tableau refuses it while that
@@ -153,7 +181,7 @@ func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st st
 	if tc != nil {
 		it = t.lookup(ctx, tc, j.ItemKind, j.ItemID)
 	}
-	target := state.StatusTarget{Key: j.Run.Target, Kind: j.ItemKind, Name: it.name, Project: it.project, ItemID: j.ItemID, URL: it.url}
+	target := state.StatusTarget{Key: j.Run.Target, Kind: j.ItemKind, Name: it.name, Project: it.project, ItemID: j.ItemID, URL: it.url, Site: j.Site}
 	run := state.TargetRun{
 		RunID: j.Run.RunID, DBTJobID: j.DBTJobID, DBTRunURL: j.DBTRunURL, DBTFinishedAt: j.DBTFinishedAt, At: j.QueuedAt,
 		JobID: j.JobID, QueuedAt: j.QueuedAt, FinishedAt: t.now(), Result: st, Notes: reason(st, notes),
@@ -187,6 +215,9 @@ func (t *Tracker) end(ctx context.Context, tc Tableau, j state.TableauJob, st st
 	}
 	if it.name != "" {
 		m.TableauItemName = it.name
+		if j.Site != "" {
+			m.TableauItemName += fmt.Sprintf(" on site %q", j.Site)
+		}
 	}
 	m.TableauItemURL = it.url
 	return t.alerts.Raise(ctx, "tableau-job:"+j.JobID, m)
@@ -264,9 +295,15 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (state.Out
 	if err != nil {
 		return "", err
 	}
-	// Ours if we queued a job for the item before the event happened.
+	// Ours if we queued a job for the item before the event happened. Item
+	// LUIDs are unique across sites, so the job says which site it is on.
 	if j != nil && (ev.CreatedAt.IsZero() || !j.QueuedAt.After(ev.CreatedAt.Add(time.Minute))) {
-		tc := t.tableau
+		tc, err := t.client(j.Site)
+		if err != nil {
+			// The follow-up looks at the job on its site again.
+			log.WarnContext(ctx, "refresh event for a job whose site is unavailable; the follow-up looks again", "tableau_job_id", j.JobID, "tableau_site", j.Site, "error", err)
+			return state.OutcomeOurs, nil
+		}
 		notes := ""
 		if end == "" && j.JobID != "" {
 			// The event names the item, not the job; the job says whether
@@ -305,7 +342,15 @@ func (t *Tracker) HandleEvent(ctx context.Context, ev *tableau.Event) (state.Out
 		Kind: notify.KindTableauRefreshFailed, TableauItemKind: ev.ItemKind(), TableauItemName: ev.ResourceName,
 		TableauItemID: ev.ResourceID, Reason: "Tableau reported the refresh as failed (not one this bridge queued)", At: ev.CreatedAt,
 	}
-	t.describe(ctx, t.tableau, &m)
+	// The event names its site by LUID: a client signed in there can say
+	// more of the item; else the default site's tries.
+	tc := t.tableau
+	if t.sites != nil {
+		if c := t.sites.BySiteID(ev.SiteID); c != nil {
+			tc = c
+		}
+	}
+	t.describe(ctx, tc, &m)
 	key := "tableau-item:" + ev.ResourceID + ":" + ev.CreatedAt.UTC().Format(time.RFC3339)
 	return state.OutcomeExternal, t.alerts.Raise(ctx, key, m)
 }

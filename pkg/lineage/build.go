@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
@@ -17,20 +18,21 @@ import (
 // Builder builds the lineage index from Tableau's Metadata API: published
 // data sources, workbooks and custom SQL, page by page. A site too big for
 // one invocation is finished by the next ones: the build records where it
-// stopped after every page, and is published, whole, only when done.
+// stopped after every page, and is published, whole, only when done. With
+// WithSites it builds each site's index in turn, a site whose build is
+// under way first.
 type Builder struct {
-	tab    Metadata
-	index  state.LineageIndex
+	sites  []Site // the default site first, Name ""
 	alerts refresh.Alerter
 	logger *slog.Logger
 	now    func() time.Time
 }
 
-// NewBuilder returns a Builder. It takes WithAlerts, WithLogger and
-// WithClock.
+// NewBuilder returns a Builder of the default site's index, from tab into
+// index. It takes WithSites, WithAlerts, WithLogger and WithClock.
 func NewBuilder(tab Metadata, index state.LineageIndex, opts ...Option) *Builder {
 	o := apply(opts)
-	return &Builder{tab: tab, index: index, alerts: o.alerts, logger: o.logger, now: o.now}
+	return &Builder{sites: append([]Site{{Metadata: tab, Index: index}}, o.sites...), alerts: o.alerts, logger: o.logger, now: o.now}
 }
 
 // maxWarnings bounds the warnings a build keeps: they say what kind of
@@ -52,22 +54,87 @@ type BuildResult struct {
 	Partial   bool `json:"partial"`   // a page came back incomplete
 	Resumed   bool `json:"resumed"`   // this invocation continued an earlier one
 	Published bool `json:"published"` // this invocation published the generation
+	// Sites are the other sites' builds (WithSites), by content URL; the
+	// fields above are the default site's.
+	Sites map[string]*BuildResult `json:"sites,omitempty"`
+	// Skipped is set on a site this invocation had no time for: the next
+	// one builds it.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // Build walks the Metadata API from where the index build stands until it
 // is done or ctx's deadline nears, writing each page's tables to the
-// generation under way.
+// generation under way; with several sites, each in turn, a site whose
+// build is under way first (so that a site too big for one invocation is
+// finished before the others start again), until one is left unfinished.
+// A site that fails does not stop the others; the errors are joined.
 func (b *Builder) Build(ctx context.Context) (BuildResult, error) {
-	st, err := b.index.LineageBuild(ctx)
+	if len(b.sites) == 1 {
+		return b.buildSite(ctx, b.sites[0])
+	}
+	states := make([]state.LineageBuild, len(b.sites))
+	for i, s := range b.sites {
+		var err error
+		if states[i], err = s.Index.LineageBuild(ctx); err != nil {
+			return BuildResult{}, fmt.Errorf("lineage index%s: %w", onSite(s.Name), err)
+		}
+	}
+	order := make([]int, len(b.sites))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(x, y int) bool { return states[order[x]].Building != 0 && states[order[y]].Building == 0 })
+	results := make([]*BuildResult, len(b.sites))
+	var errs []error
+	stopped := false
+	for _, i := range order {
+		site := b.sites[i]
+		if stopped {
+			results[i] = &BuildResult{Skipped: true}
+			continue
+		}
+		res, err := b.buildSite(ctx, site)
+		results[i] = &res
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				stopped = true
+			}
+			continue
+		}
+		// A site left unfinished used the invocation's time.
+		stopped = !res.Done
+	}
+	out := *results[0]
+	for i, s := range b.sites[1:] {
+		if out.Sites == nil {
+			out.Sites = map[string]*BuildResult{}
+		}
+		out.Sites[s.Name] = results[i+1]
+	}
+	return out, errors.Join(errs...)
+}
+
+// onSite names a site other than the default in a message.
+func onSite(site string) string {
+	if site == "" {
+		return ""
+	}
+	return fmt.Sprintf(" of site %q", site)
+}
+
+// buildSite builds one site's index.
+func (b *Builder) buildSite(ctx context.Context, site Site) (BuildResult, error) {
+	st, err := site.Index.LineageBuild(ctx)
 	if err != nil {
-		return BuildResult{}, fmt.Errorf("lineage index: %w", err)
+		return BuildResult{}, fmt.Errorf("lineage index%s: %w", onSite(site.Name), err)
 	}
 	var res BuildResult
 	cur := tableau.LineageCursor{}
 	switch {
 	case st.Building != 0 && b.now().Sub(st.StartedAt) < staleBuild && st.Cursor != "":
 		if err := json.Unmarshal([]byte(st.Cursor), &cur); err != nil {
-			return res, fmt.Errorf("lineage index: the build's cursor is unreadable: %w", err)
+			return res, fmt.Errorf("lineage index%s: the build's cursor is unreadable: %w", onSite(site.Name), err)
 		}
 		res.Resumed = true
 	default:
@@ -76,9 +143,12 @@ func (b *Builder) Build(ctx context.Context) (BuildResult, error) {
 	}
 	res.Generation = st.Building
 	log := b.logger.With("stage", string(cur.Stage))
-	next, err := b.tab.WalkLineage(ctx, cur, func(p *tableau.LineagePage) error {
+	if site.Name != "" {
+		log = log.With("tableau_site", site.Name)
+	}
+	next, err := site.Metadata.WalkLineage(ctx, cur, func(p *tableau.LineagePage) error {
 		tables := Tables(p.Edges())
-		if err := b.index.AddLineage(ctx, st.Building, tables); err != nil {
+		if err := site.Index.AddLineage(ctx, st.Building, tables); err != nil {
 			return err
 		}
 		res.Pages++
@@ -97,18 +167,18 @@ func (b *Builder) Build(ctx context.Context) (BuildResult, error) {
 			return err
 		}
 		st.Cursor = string(raw)
-		return b.index.SaveLineageBuild(ctx, st)
+		return site.Index.SaveLineageBuild(ctx, st)
 	})
 	if err != nil {
-		b.notifyMetadata(ctx, err)
-		return res, fmt.Errorf("lineage index: %w", err)
+		b.notifyMetadata(ctx, site.Name, err)
+		return res, fmt.Errorf("lineage index%s: %w", onSite(site.Name), err)
 	}
 	if !next.Done() {
 		log.InfoContext(ctx, "lineage index build continues in the next invocation", "tables", st.Tables)
 		return res, nil
 	}
-	if err := b.index.PublishLineage(ctx, st.Building, st); err != nil {
-		return res, fmt.Errorf("lineage index: %w", err)
+	if err := site.Index.PublishLineage(ctx, st.Building, st); err != nil {
+		return res, fmt.Errorf("lineage index%s: %w", onSite(site.Name), err)
 	}
 	res.Done, res.Published = true, true
 	log.InfoContext(ctx, "lineage index published", "tables", st.Tables)
@@ -118,15 +188,19 @@ func (b *Builder) Build(ctx context.Context) (BuildResult, error) {
 	return res, nil
 }
 
-// notifyMetadata tells a person, once a day, that the index cannot be built
-// for a reason only they can fix.
-func (b *Builder) notifyMetadata(ctx context.Context, err error) {
+// notifyMetadata tells a person, once a day (per site), that the index
+// cannot be built for a reason only they can fix.
+func (b *Builder) notifyMetadata(ctx context.Context, site string, err error) {
 	fix := tableau.MetadataFix(err)
 	if fix == "" || b.alerts == nil {
 		return
 	}
-	m := notify.Message{Kind: notify.KindLineageUnavailable, Reason: fix + " (" + err.Error() + ")", At: b.now()}
-	if aerr := b.alerts.Raise(ctx, "lineage-metadata:"+b.now().UTC().Format(time.DateOnly), m); aerr != nil && !errors.Is(aerr, context.Canceled) {
+	key, on := "lineage-metadata:", ""
+	if site != "" {
+		key, on = "lineage-metadata:"+site+":", fmt.Sprintf("On Tableau site %q: ", site)
+	}
+	m := notify.Message{Kind: notify.KindLineageUnavailable, Reason: on + fix + " (" + err.Error() + ")", At: b.now()}
+	if aerr := b.alerts.Raise(ctx, key+b.now().UTC().Format(time.DateOnly), m); aerr != nil && !errors.Is(aerr, context.Canceled) {
 		b.logger.WarnContext(ctx, "notification pending", "error", aerr)
 	}
 }

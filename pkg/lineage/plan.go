@@ -9,6 +9,10 @@
 // at most one targeted Metadata API lookup for all the changed tables the
 // index does not know (content published since the index was built). The
 // index is built apart, on a schedule (Builder).
+//
+// With several Tableau sites (WithSites) each site has its own index and
+// Metadata API: a delivery reads every site's index and looks up on each
+// what it does not know, at once, and each target found is on its site.
 package lineage
 
 import (
@@ -53,10 +57,20 @@ type Planner struct {
 	dbt     Artifacts
 	tab     Metadata
 	index   state.LineageIndex
+	sites   []Site
 	aliases relname.Aliases
 	alerts  refresh.Alerter
 	logger  *slog.Logger
 	now     func() time.Time
+}
+
+// Site is a Tableau site other than the default that lineage covers: the
+// content there is found in its own index, and looked up with its own
+// Metadata API, and refreshed there.
+type Site struct {
+	Name     string // the site's content URL
+	Metadata Metadata
+	Index    state.LineageIndex
 }
 
 // Option configures a Planner or a Builder.
@@ -67,7 +81,13 @@ type options struct {
 	alerts  refresh.Alerter
 	logger  *slog.Logger
 	now     func() time.Time
+	sites   []Site
 }
+
+// WithSites has lineage cover these sites besides the default one: a
+// Planner finds the content over a run's changes on each, at once, and a
+// Builder builds each one's index in turn.
+func WithSites(sites ...Site) Option { return func(o *options) { o.sites = append(o.sites, sites...) } }
 
 func apply(opts []Option) options {
 	o := options{logger: slog.New(slog.DiscardHandler), now: time.Now}
@@ -101,7 +121,7 @@ func NewPlanner(m *refreshmap.Map, dbt Artifacts, tab Metadata, index state.Line
 	}
 	p := &Planner{m: m, aliases: o.aliases, alerts: o.alerts, logger: o.logger, now: o.now}
 	if dbt != nil && tab != nil && index != nil {
-		p.dbt, p.tab, p.index = dbt, tab, index
+		p.dbt, p.tab, p.index, p.sites = dbt, tab, index, o.sites
 	}
 	return p
 }
@@ -128,7 +148,7 @@ type Plan struct {
 	// Tableau content reads (an alias missing, or nothing built on them).
 	Changed   []dbtartifacts.Change
 	Unmatched []dbtartifacts.Change
-	// Lookups counts targeted Metadata API lookups (at most one).
+	// Lookups counts targeted Metadata API lookups (at most one per site).
 	Lookups int
 	// Err is why lineage could not add what the run changed; the map's
 	// targets are in Targets all the same. Retry says whether a later
@@ -369,9 +389,74 @@ func (p *Planner) targets(ctx context.Context, changes []dbtartifacts.Change, pl
 	if len(named) == 0 {
 		return nil, nil
 	}
-	indexed, err := p.index.LookupLineage(ctx, keys)
+	// Every site at once: its index, then its lookup of what the index
+	// does not know.
+	sites := append([]Site{{Metadata: p.tab, Index: p.index}}, p.sites...)
+	reads := make([]siteReads, len(sites))
+	var wg sync.WaitGroup
+	for i, site := range sites {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reads[i] = p.siteReads(ctx, site, named, keys)
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range reads {
+		plan.Lookups += r.lookups
+		if r.storeErr != nil {
+			return nil, r.storeErr
+		}
+		errs = append(errs, r.lookupErr)
+	}
+	var out []found
+	for _, c := range named {
+		matched := false
+		for i, site := range sites {
+			var rs []state.LineageContent
+			for _, k := range c.keys {
+				rs = append(rs, reads[i].indexed[k]...)
+			}
+			matched = matched || len(rs) > 0
+			state.SortContent(rs)
+			for _, r := range rs {
+				t := refresh.Target{
+					Target: refreshmap.Target{Kind: refreshmap.Kind(r.Kind), ID: r.LUID, Name: r.Name, Project: r.Project, Site: site.Name},
+					Source: refresh.SourceLineage,
+					Why:    why(c, r),
+				}
+				if !r.Extract {
+					plan.Live = append(plan.Live, t)
+					continue
+				}
+				out = append(out, found{Target: t, incremental: c.Incremental, node: c.Node})
+			}
+		}
+		if !matched {
+			plan.Unmatched = append(plan.Unmatched, c.Change)
+		}
+	}
+	// What the indexes know still counts; the rest waits.
+	return out, errors.Join(errs...)
+}
+
+// siteReads is what one site's content reads of a run's changes.
+type siteReads struct {
+	indexed   map[string][]state.LineageContent
+	lookups   int
+	storeErr  error // the index could not be read
+	lookupErr error // the lookup of what it does not know failed
+}
+
+// siteReads reads the site's index for the changes, and looks up on the
+// site, in one query, the tables the index does not know.
+func (p *Planner) siteReads(ctx context.Context, site Site, named []change, keys []string) siteReads {
+	var r siteReads
+	indexed, err := site.Index.LookupLineage(ctx, keys)
 	if err != nil {
-		return nil, &storeError{err}
+		r.storeErr = &storeError{err}
+		return r
 	}
 	var unknown []change
 	for _, c := range named {
@@ -379,48 +464,21 @@ func (p *Planner) targets(ctx context.Context, changes []dbtartifacts.Change, pl
 			unknown = append(unknown, c)
 		}
 	}
-	var lookupErr error
 	if len(unknown) > 0 {
-		found, err := p.lookup(ctx, unknown)
-		plan.Lookups++
-		if err != nil {
-			// What the index knows still counts; the rest waits.
-			lookupErr = err
-		}
+		found, err := p.lookup(ctx, site, unknown)
+		r.lookups++
+		r.lookupErr = err
 		for k, cs := range found {
 			indexed[k] = append(indexed[k], cs...)
 		}
 	}
-	var out []found
-	for _, c := range named {
-		var reads []state.LineageContent
-		for _, k := range c.keys {
-			reads = append(reads, indexed[k]...)
-		}
-		if len(reads) == 0 {
-			plan.Unmatched = append(plan.Unmatched, c.Change)
-			continue
-		}
-		state.SortContent(reads)
-		for _, r := range reads {
-			t := refresh.Target{
-				Target: refreshmap.Target{Kind: refreshmap.Kind(r.Kind), ID: r.LUID, Name: r.Name, Project: r.Project},
-				Source: refresh.SourceLineage,
-				Why:    why(c, r),
-			}
-			if !r.Extract {
-				plan.Live = append(plan.Live, t)
-				continue
-			}
-			out = append(out, found{Target: t, incremental: c.Incremental, node: c.Node})
-		}
-	}
-	return out, lookupErr
+	r.indexed = indexed
+	return r
 }
 
-// lookup asks Tableau, in one query, for the tables the index does not know
-// and returns what reads them, keyed as the index is.
-func (p *Planner) lookup(ctx context.Context, unknown []change) (map[string][]state.LineageContent, error) {
+// lookup asks the site's Metadata API, in one query, for the tables the
+// index does not know and returns what reads them, keyed as the index is.
+func (p *Planner) lookup(ctx context.Context, site Site, unknown []change) (map[string][]state.LineageContent, error) {
 	var names []string
 	seen := map[string]bool{}
 	for _, c := range unknown {
@@ -429,9 +487,12 @@ func (p *Planner) lookup(ctx context.Context, unknown []change) (map[string][]st
 			names = append(names, t)
 		}
 	}
-	res, err := p.tab.LookupTables(ctx, names)
+	res, err := site.Metadata.LookupTables(ctx, names)
 	if err != nil {
-		p.notifyMetadata(ctx, err)
+		p.notifyMetadata(ctx, site.Name, err)
+		if site.Name != "" {
+			return nil, fmt.Errorf("lineage: look up %d tables the index of site %q does not know: %w", len(names), site.Name, err)
+		}
 		return nil, fmt.Errorf("lineage: look up %d tables the index does not know: %w", len(names), err)
 	}
 	if res.Partial || res.HiddenTables > 0 {
@@ -440,14 +501,19 @@ func (p *Planner) lookup(ctx context.Context, unknown []change) (map[string][]st
 	return Tables(res.Edges()), nil
 }
 
-// notifyMetadata tells a person, once a day, that lineage needs them.
-func (p *Planner) notifyMetadata(ctx context.Context, err error) {
+// notifyMetadata tells a person, once a day (per site), that lineage needs
+// them.
+func (p *Planner) notifyMetadata(ctx context.Context, site string, err error) {
 	fix := tableau.MetadataFix(err)
 	if fix == "" || p.alerts == nil {
 		return
 	}
-	m := notify.Message{Kind: notify.KindLineageUnavailable, Reason: fix + " (" + err.Error() + "). The refresh map's targets are still refreshed.", At: p.now()}
-	if aerr := p.alerts.Raise(ctx, "lineage-metadata:"+p.now().UTC().Format(time.DateOnly), m); aerr != nil {
+	key, on := "lineage-metadata:", ""
+	if site != "" {
+		key, on = "lineage-metadata:"+site+":", fmt.Sprintf("On Tableau site %q: ", site)
+	}
+	m := notify.Message{Kind: notify.KindLineageUnavailable, Reason: on + fix + " (" + err.Error() + "). The refresh map's targets are still refreshed.", At: p.now()}
+	if aerr := p.alerts.Raise(ctx, key+p.now().UTC().Format(time.DateOnly), m); aerr != nil {
 		p.logger.WarnContext(ctx, "notification pending", "error", aerr)
 	}
 }

@@ -17,6 +17,7 @@
 //	target            a refresh map target, e.g. workbook "Sales" in project "Finance"
 //	tableau_item_id   workbook or data source LUID
 //	tableau_item_name its name                    tableau_job_id  refresh job LUID
+//	tableau_site      a Tableau site's content URL (only for a site other than TABLEAU_SITE)
 //	tableau_event     Tableau webhook event type  refresh_state   how a refresh job ended
 //	rode_on           the refresh Tableau already had that a target rode on, before one more
 //	result            what happened to a target or event (the reply's values)

@@ -18,7 +18,7 @@ import (
 var vocabulary = map[string]string{
 	"request_id": "string", "dbt_job_id": "string", "dbt_run_id": "string", "dbt_run_url": "string",
 	"dbt_status": "string", "event_id": "string", "event_type": "string", "target": "string",
-	"tableau_item_id": "string", "tableau_item_name": "string", "tableau_job_id": "string",
+	"tableau_item_id": "string", "tableau_item_name": "string", "tableau_job_id": "string", "tableau_site": "string",
 	"tableau_event": "string", "refresh_state": "string", "result": "string", "rode_on": "string",
 	"targets": "count", "unsettled": "count", "failed": "count", "deferred": "count",
 	"notes": "string", "reason": "string", "error": "string", "notification_key": "string", "kind": "string",

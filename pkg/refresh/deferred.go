@@ -68,7 +68,7 @@ func (r *Refresher) recordDeferred(ctx context.Context, run Run, targets []Targe
 	if r.deferrals == nil {
 		for _, i := range idx {
 			t := targets[i]
-			out[i] = Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Result: state.OutcomeFailed, Error: reason, Retryable: true}
+			out[i] = Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Site: t.Site, Result: state.OutcomeFailed, Error: reason, Retryable: true}
 		}
 		log.WarnContext(ctx, "targets not queued in time; a retry may queue them", "targets", len(idx))
 		return
@@ -83,7 +83,7 @@ func (r *Refresher) recordDeferred(ctx context.Context, run Run, targets []Targe
 	err := r.deferrals.Defer(wctx, ds, r.retention)
 	for _, i := range idx {
 		t := targets[i]
-		o := Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Result: state.OutcomeDeferred, Error: reason + "; recorded for the follow-up"}
+		o := Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Site: t.Site, Result: state.OutcomeDeferred, Error: reason + "; recorded for the follow-up"}
 		if err != nil {
 			o.Result, o.Error, o.Retryable = state.OutcomeFailed, reason+"; recording it for the follow-up failed: "+err.Error(), true
 		}

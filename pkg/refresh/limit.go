@@ -26,8 +26,9 @@ const DeferReserve = time.Second
 // Retry-After) and, past the invocation's time, defer the target too.
 func WithConcurrency(n int) Option { return func(r *Refresher) { r.concurrency = max(n, 1) } }
 
-// WithSite names the Tableau site the targets are on, by its content URL
-// (TABLEAU_SITE): the concurrency bound is kept per site.
+// WithSite names the default Tableau site by its content URL (TABLEAU_SITE):
+// a target whose Site names it is refreshed with New's client, as one with
+// no Site. The concurrency bound is kept per site.
 func WithSite(contentURL string) Option { return func(r *Refresher) { r.site = contentURL } }
 
 // siteLimits holds one semaphore per Tableau site.

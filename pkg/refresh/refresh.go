@@ -1,6 +1,11 @@
 // Package refresh queues Tableau refreshes for a dbt run exactly once per
 // (run, target), whichever path — dbt's webhook or the scheduler — reports the
 // run, however often, and however many instances do so at once.
+//
+// Targets may be on several Tableau sites (refreshmap.Target.Site): each is
+// refreshed with its site's client (WithSites), signed in with the site's
+// own credentials, within its site's concurrency bound; a site that cannot
+// be signed in to fails its own targets and no others.
 package refresh
 
 import (
@@ -9,12 +14,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/notify"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/refreshmap"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/remote"
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/secrets"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/state"
 	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/tableau"
 )
@@ -75,6 +82,9 @@ type Outcome struct {
 	// JobID is Tableau's job: the refresh queued, or the one an
 	// already_queued target rides on.
 	JobID string `json:"job_id,omitempty"`
+	// Site is the target's site when it is not the default (its content
+	// URL).
+	Site string `json:"site,omitempty"`
 	// Incremental reports that Tableau was asked for an incremental refresh.
 	Incremental bool `json:"incremental,omitempty"`
 	// Detail says more of the outcome: which job an already_queued target
@@ -131,8 +141,13 @@ type Refresher struct {
 	nameTTL   time.Duration
 	logger    *slog.Logger
 	now       func() time.Time
-	// credentialsAt: see WithCredentialsAt.
-	credentialsAt string
+	// credentialsAt and siteCredentialsAt: see WithCredentialsAt and
+	// WithSiteCredentialsAt.
+	credentialsAt     string
+	siteCredentialsAt func(site string) string
+	// sites gives the clients of sites other than the default: see
+	// WithSites.
+	sites func(site string) (Tableau, error)
 	// finder: see WithRides.
 	finder JobFinder
 	// site, concurrency and deferrals: see WithSite, WithConcurrency and
@@ -176,6 +191,21 @@ func WithStatus(st Status) Option { return func(r *Refresher) { r.status = st } 
 // asks a person to fix them when Tableau rejects them.
 func WithCredentialsAt(where string) Option { return func(r *Refresher) { r.credentialsAt = where } }
 
+// WithSiteCredentialsAt says where the credentials of each site other than
+// the default are kept (e.g. under tableau_sites in the secret), for the
+// same message.
+func WithSiteCredentialsAt(where func(site string) string) Option {
+	return func(r *Refresher) { r.siteCredentialsAt = where }
+}
+
+// WithSites gives the client of each site other than the default (a
+// target's Site): the one New was given refreshes the default site's. A
+// client it cannot give fails that site's targets, retryably. Without it
+// every target is refreshed with New's client.
+func WithSites(client func(site string) (Tableau, error)) Option {
+	return func(r *Refresher) { r.sites = client }
+}
+
 // WithLogger sets where the Refresher logs; by default nowhere.
 func WithLogger(l *slog.Logger) Option { return func(r *Refresher) { r.logger = l } }
 
@@ -210,17 +240,11 @@ func New(store state.Idempotency, tc Tableau, opts ...Option) *Refresher {
 // WithDeferrals).
 func (r *Refresher) Refresh(ctx context.Context, run Run, targets []Target, holdUntil time.Time) []Outcome {
 	out := make([]Outcome, len(targets))
-	// Signed in once before any target is claimed: a failure here concerns
-	// every target, and claiming them only to release them would cost two
-	// writes each for nothing.
-	tc := r.tableau
-	if err := tc.SignIn(ctx); err != nil {
-		r.signInFailed(ctx, run, err)
-		for i, t := range targets {
-			out[i] = Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Result: state.OutcomeFailed, Error: err.Error(), Retryable: true}
-		}
-		return out
-	}
+	// Each site's client signs in once before any of its targets is
+	// claimed: a failure there concerns every target on the site, and
+	// claiming them only to release them would cost two writes each for
+	// nothing. The sites sign in at once.
+	clients := r.signIn(ctx, run, targets)
 	// A target waits for a place on its site until qctx ends; those that
 	// got none are recorded together as soon as every target has either,
 	// while the others may still be with Tableau.
@@ -230,11 +254,16 @@ func (r *Refresher) Refresh(ctx context.Context, run Run, targets []Target, hold
 	var mu sync.Mutex
 	var waiting []int
 	for i, t := range targets {
+		tc := clients[siteKey(t.Site)]
+		if tc.err != nil {
+			out[i] = Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Site: t.Site, Result: state.OutcomeFailed, Error: tc.err.Error(), Retryable: true}
+			continue
+		}
 		wg.Add(1)
 		placed.Add(1)
 		go func() {
 			defer wg.Done()
-			release := r.limits.acquire(qctx, r.site)
+			release := r.limits.acquire(qctx, siteKey(t.Site))
 			if release == nil {
 				mu.Lock()
 				waiting = append(waiting, i)
@@ -243,7 +272,7 @@ func (r *Refresher) Refresh(ctx context.Context, run Run, targets []Target, hold
 				return
 			}
 			placed.Done()
-			out[i] = r.one(ctx, qctx, run, t, holdUntil, tc, release)
+			out[i] = r.one(ctx, qctx, run, t, holdUntil, tc.Tableau, release)
 		}()
 	}
 	placed.Wait()
@@ -253,25 +282,97 @@ func (r *Refresher) Refresh(ctx context.Context, run Run, targets []Target, hold
 	return out
 }
 
+// siteClient is a site's client, signed in, or why it is not.
+type siteClient struct {
+	Tableau
+	err error
+}
+
+// siteKey is what a site is told apart by: content URLs are read without
+// regard to case; "" is the default site.
+func siteKey(site string) string { return strings.ToLower(site) }
+
+// client returns the client of a site ("" for the default).
+func (r *Refresher) client(site string) (Tableau, error) {
+	switch {
+	case !r.otherSite(site):
+		return r.tableau, nil
+	case r.sites == nil:
+		return nil, fmt.Errorf("the target is on Tableau site %q, and this refresher knows the default site only", site)
+	}
+	return r.sites(site)
+}
+
+// otherSite reports whether site is another than the default.
+func (r *Refresher) otherSite(site string) bool {
+	return site != "" && !refreshmap.SameSite(site, r.site)
+}
+
+// signIn signs in to each site the targets are on, at once, and returns
+// each site's client, or its failure (reported once per site).
+func (r *Refresher) signIn(ctx context.Context, run Run, targets []Target) map[string]*siteClient {
+	clients := map[string]*siteClient{}
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		k := siteKey(t.Site)
+		if _, ok := clients[k]; ok {
+			continue
+		}
+		sc := &siteClient{}
+		clients[k] = sc
+		site := t.Site
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if sc.Tableau, sc.err = r.client(site); sc.err == nil {
+				sc.err = sc.Tableau.SignIn(ctx)
+			}
+			if sc.err != nil {
+				r.signInFailed(ctx, run, site, sc.err)
+			}
+		}()
+	}
+	wg.Wait()
+	return clients
+}
+
 // signInFailed reports a failure to use the bridge's own Tableau
 // credentials. It fails the whole run's refresh, retryably: dbt redelivers
 // (a 503), the scheduled path retries, and once a person has fixed the
 // credentials the next attempt refreshes. Rejected credentials are no
 // passing fault, so they are also told to a person, once a day while they
 // last.
-func (r *Refresher) signInFailed(ctx context.Context, run Run, err error) {
+func (r *Refresher) signInFailed(ctx context.Context, run Run, site string, err error) {
 	log := r.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID)
+	if site != "" {
+		log = log.With("tableau_site", site)
+	}
 	if tableau.Retryable(err) {
 		log.WarnContext(ctx, "Tableau sign-in failed; a retry may succeed", "error", err)
 		return
 	}
 	who := "the bridge's Tableau credentials"
+	where := r.credentialsAt
+	onSite := ""
+	if r.otherSite(site) {
+		who = fmt.Sprintf("the bridge's Tableau credentials for site %q", site)
+		onSite = fmt.Sprintf(" on site %q", site)
+		if r.siteCredentialsAt != nil {
+			where = r.siteCredentialsAt(site)
+		}
+	}
 	var se *tableau.SignInError
 	if errors.As(err, &se) {
-		who = se.Credentials
+		who = se.Credentials + onSite
 	}
-	reason := fmt.Sprintf("Tableau rejected %s: put valid credentials in %s. Until then every refresh fails with a 503 and dbt Cloud redelivers; the first delivery after the fix refreshes. (%v)", who, r.credentialsAt, err)
-	log.ErrorContext(ctx, "Tableau rejected the bridge's credentials", "credentials", who, "error", err)
+	reason := fmt.Sprintf("Tableau rejected %s: put valid credentials in %s. Until then every refresh%s fails with a 503 and dbt Cloud redelivers; the first delivery after the fix refreshes. (%v)", who, where, onSite, err)
+	var missing *secrets.MissingSiteCredentialsError
+	if errors.As(err, &missing) {
+		reason = fmt.Sprintf("The bridge has no credentials for Tableau site %q: put them in %s. Until then every refresh on the site fails with a 503 and dbt Cloud redelivers; the first delivery after the fix refreshes. (%v)", site, where, err)
+		log.ErrorContext(ctx, "no Tableau credentials for the site", "error", err)
+	} else {
+		log.ErrorContext(ctx, "Tableau rejected the bridge's credentials", "credentials", who, "error", err)
+	}
 	if r.alerts == nil {
 		return
 	}
@@ -289,11 +390,12 @@ func (r *Refresher) signInFailed(ctx context.Context, run Run, err error) {
 // outcome. qctx is the time left to queue.
 func (r *Refresher) one(ctx, qctx context.Context, run Run, t Target, holdUntil time.Time, tc Tableau, release func()) Outcome {
 	c := &claim{
-		Outcome: Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why},
+		Outcome: Outcome{Target: t.Target, Name: t.String(), Source: t.Source, Why: t.Why, Site: t.Site},
 		run:     run,
 		key:     state.Key{RunID: run.RunID, Target: t.Key()},
 		owner:   state.NewOwner(),
 		log:     r.logger.With("dbt_run_id", run.RunID, "dbt_job_id", run.DBTJobID, "target", t.String()),
+		tc:      tc,
 	}
 	if !r.take(ctx, c, holdUntil) {
 		release()
@@ -325,6 +427,7 @@ type claim struct {
 	key   state.Key
 	owner string
 	log   *slog.Logger
+	tc    Tableau // the target's site's client
 }
 
 // take claims the target for this run, and reports whether it did. When it
@@ -375,7 +478,7 @@ func (r *Refresher) fail(ctx context.Context, c *claim, err error) {
 	}
 	switch {
 	case rejected:
-		r.signInFailed(ctx, c.run, err)
+		r.signInFailed(ctx, c.run, c.Target.Site, err)
 		return
 	case c.Retryable:
 		c.log.WarnContext(ctx, "refresh failed; a retry may succeed", "error", err)
@@ -422,7 +525,7 @@ func (r *Refresher) complete(ctx context.Context, c *claim, res *tableau.Refresh
 	if r.jobs != nil && (c.JobID != "" || rd != nil) {
 		// The same write records the job, to be followed to its end.
 		j := state.TableauJob{JobID: c.JobID, Run: c.key, DBTJobID: c.run.DBTJobID, TargetName: c.Name, ItemKind: string(c.Target.Kind), ItemID: c.ItemID, QueuedAt: r.now(),
-			Outcome: outcome, Incremental: c.Target.Incremental, DBTRunURL: c.run.URL, DBTFinishedAt: c.run.FinishedAt}
+			Outcome: outcome, Incremental: c.Target.Incremental, DBTRunURL: c.run.URL, DBTFinishedAt: c.run.FinishedAt, Site: c.Target.Site}
 		if rd != nil {
 			j.Requeue = rd.Requeue
 		}
@@ -449,7 +552,7 @@ func (r *Refresher) settled(ctx context.Context, c *claim, run state.TargetRun) 
 		return
 	}
 	t := c.Target
-	st := state.StatusTarget{Key: c.key.Target, Kind: string(t.Kind), Name: t.Name, Project: t.Project, ItemID: c.ItemID}
+	st := state.StatusTarget{Key: c.key.Target, Kind: string(t.Kind), Name: t.Name, Project: t.Project, ItemID: c.ItemID, Site: t.Site}
 	run.RunID, run.DBTJobID, run.DBTRunURL, run.DBTFinishedAt, run.At = c.run.RunID, c.run.DBTJobID, c.run.URL, c.run.FinishedAt, r.now()
 	if err := r.status.Record(ctx, st, run); err != nil {
 		c.log.WarnContext(ctx, "could not record the result on the status page", "error", err)

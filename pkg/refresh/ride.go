@@ -91,8 +91,17 @@ func (r *Refresher) rideOn(ctx context.Context, c *claim, res *tableau.RefreshRe
 	if !res.AlreadyQueued || r.finder == nil || r.jobs == nil {
 		return nil
 	}
+	finder := r.finder
+	if r.otherSite(c.Target.Site) {
+		// The job is on the target's site: its client looks.
+		f, ok := c.tc.(JobFinder)
+		if !ok {
+			return nil
+		}
+		finder = f
+	}
 	now := r.now()
-	job, err := r.finder.FindRefreshJob(ctx, tableau.RefreshJobQuery{
+	job, err := finder.FindRefreshJob(ctx, tableau.RefreshJobQuery{
 		Kind: string(c.Target.Kind), ItemID: c.ItemID, Name: c.Target.Name,
 		CreatedSince: now.Add(-RideLookback),
 		// A job that ended a moment ago is the one Tableau meant.

@@ -40,6 +40,8 @@ func FuzzParse(f *testing.F) {
 		`{"jobs":{"1":[{"workbook":"\u00dcbersicht \"Q3\" \u0026 <b>"}]}}`,
 		`{"jobs":{"1":[{"datasource":"Orders","incremental":true},{"workbook_id":"w","incremental":false}],"2":{"lineage":{"incremental":true}}},"lineage":{"incremental":false}}`,
 		`{"jobs":{"1":[{"datasource":"Orders","incremental":"true"}]}}`,
+		`{"jobs":{"1":[{"datasource":"Orders","site":"emea"},{"datasource":"Orders"},{"workbook_id":"w","site":""}]}}`,
+		`{"jobs":{"1":[{"datasource":"Orders","site":"a/b"}]}}`,
 		// Rejected ones.
 		`{}`,
 		`{"jobs":null}`,
@@ -164,11 +166,15 @@ func checkTarget(t *testing.T, tg Target) {
 	if tg.Project != "" && strings.TrimSpace(tg.Project) == "" {
 		t.Fatalf("target %+v: blank project", tg)
 	}
+	if err := CheckSite(tg.Site); err != nil {
+		t.Fatalf("target %+v: %v", tg, err)
+	}
 }
 
 // canonicalJSON writes m the way a person would: one object per target with
 // the kind's field, for names the project when there is one, and
-// "incremental" when it asks for that.
+// "incremental" when it asks for that, and the site when it is not the
+// default.
 func canonicalJSON(t *testing.T, m *Map) []byte {
 	t.Helper()
 	doc := map[string]map[string][]map[string]any{"jobs": {}}
@@ -178,6 +184,9 @@ func canonicalJSON(t *testing.T, m *Map) []byte {
 			e := map[string]any{}
 			if tg.Incremental {
 				e["incremental"] = true
+			}
+			if tg.Site != "" {
+				e["site"] = tg.Site
 			}
 			if tg.ID != "" {
 				e[fieldName(tg.Kind, true)] = tg.ID

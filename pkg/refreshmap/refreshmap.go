@@ -25,6 +25,12 @@
 //
 // freshness_sla, on any entry, overrides the status page's freshness
 // objective for that target.
+//
+// "site", on any entry, names the Tableau site the content is on by its
+// content URL: absent or "" is TABLEAU_SITE, the default site. A target on
+// another site is another target (its Key says so); one on the default
+// site has the Key it always had, however the entry names the site, so
+// that the records of a deployment that had one site still hold.
 package refreshmap
 
 import (
@@ -39,6 +45,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Kind is the type of Tableau content a target names.
@@ -64,33 +71,51 @@ type Target struct {
 	// page's freshness objective (FRESHNESS_SLA) for this target. It is no
 	// part of the target's identity (Key).
 	FreshnessSLA time.Duration `json:"-"`
+	// Site is the content URL of the Tableau site the content is on; ""
+	// is the default site (TABLEAU_SITE), which Parse and Load make of an
+	// entry that names it.
+	Site string `json:"site,omitempty"`
 }
 
 // Key identifies the target in idempotency records. It is stable across
 // deployments as long as the map entry is unchanged, and distinct for
-// distinct entries.
+// distinct entries. A target on the default site has the key it had
+// before sites were known, e.g. `workbook:id:9f1c...`; one on another site
+// is prefixed with it: `site:"emea"/workbook:id:9f1c...`.
 func (t Target) Key() string {
+	var k string
 	if t.ID != "" {
-		return string(t.Kind) + ":id:" + t.ID
+		k = string(t.Kind) + ":id:" + t.ID
+	} else {
+		// Quoted, because names may hold "/" and a plain join would let
+		// "Q3/Sales" in "Finance" collide with "Sales" in "Finance/Q3".
+		k = string(t.Kind) + ":name:" + strconv.Quote(t.Project) + "/" + strconv.Quote(t.Name)
 	}
-	// Quoted, because names may hold "/" and a plain join would let
-	// "Q3/Sales" in "Finance" collide with "Sales" in "Finance/Q3".
-	return string(t.Kind) + ":name:" + strconv.Quote(t.Project) + "/" + strconv.Quote(t.Name)
+	if t.Site != "" {
+		return "site:" + strconv.Quote(t.Site) + "/" + k
+	}
+	return k
 }
 
-// String names the target for people, in logs and replies.
+// String names the target for people, in logs and replies; a target on
+// another site than the default says which.
 func (t Target) String() string {
+	var s string
 	switch {
 	case t.ID != "" && t.Name != "":
 		// Found by lineage, which knows both.
-		return fmt.Sprintf("%s %q (%s)", t.Kind, t.Name, t.ID)
+		s = fmt.Sprintf("%s %q (%s)", t.Kind, t.Name, t.ID)
 	case t.ID != "":
-		return fmt.Sprintf("%s %s", t.Kind, t.ID)
+		s = fmt.Sprintf("%s %s", t.Kind, t.ID)
 	case t.Project != "":
-		return fmt.Sprintf("%s %q in project %q", t.Kind, t.Name, t.Project)
+		s = fmt.Sprintf("%s %q in project %q", t.Kind, t.Name, t.Project)
 	default:
-		return fmt.Sprintf("%s %q", t.Kind, t.Name)
+		s = fmt.Sprintf("%s %q", t.Kind, t.Name)
 	}
+	if t.Site != "" {
+		s += fmt.Sprintf(" on site %q", t.Site)
+	}
+	return s
 }
 
 // Map is a validated refresh map.
@@ -124,11 +149,11 @@ func (m *Map) Excluded(jobID string, t Target) bool {
 	return false
 }
 
-// Names reports whether the entry t names the content o: the same LUID, or
-// the same kind and name and, when t gives one, project. o may carry both a
-// LUID and a name (content found by lineage).
+// Names reports whether the entry t names the content o: on the same site,
+// the same LUID, or the same kind and name and, when t gives one, project.
+// o may carry both a LUID and a name (content found by lineage).
 func (t Target) Names(o Target) bool {
-	if t.Kind != o.Kind {
+	if t.Kind != o.Kind || !SameSite(t.Site, o.Site) {
 		return false
 	}
 	if t.ID != "" {
@@ -169,6 +194,48 @@ func (m *Map) Incremental() (entries int, lineage bool) {
 		lineage = lineage || on
 	}
 	return entries, lineage
+}
+
+// Sites returns the sites other than the default that the map's entries
+// (targets and exclusions) name, each once, as first written (by job
+// order), sorted.
+func (m *Map) Sites() []string {
+	if m == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(ts []Target) {
+		for _, t := range ts {
+			if k := strings.ToLower(t.Site); t.Site != "" && !seen[k] {
+				seen[k] = true
+				out = append(out, t.Site)
+			}
+		}
+	}
+	add(m.global)
+	for _, id := range m.Jobs() {
+		add(m.jobs[id])
+		add(m.exclude[id])
+	}
+	for _, id := range sortedKeys(m.exclude) {
+		add(m.exclude[id])
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SameSite reports whether two content URLs name the same site: Tableau
+// compares them without regard to case.
+func SameSite(a, b string) bool { return strings.EqualFold(a, b) }
+
+// CheckSite checks a site's content URL as written in a map entry or a
+// setting: the bare content URL, as the browser shows it after /site/.
+func CheckSite(contentURL string) error {
+	if strings.ContainsAny(contentURL, "/?#") || strings.TrimSpace(contentURL) != contentURL || strings.ContainsFunc(contentURL, unicode.IsControl) {
+		return fmt.Errorf("site %q: want the bare content URL, as the browser shows it after /site/ (\"\" for the default site)", contentURL)
+	}
+	return nil
 }
 
 // Targets returns the targets mapped to a dbt job id, or nil.
@@ -220,13 +287,37 @@ func (m *Map) Jobs() []string {
 	return ids
 }
 
+// ParseOption configures Parse.
+type ParseOption func(*parser)
+
+// parser holds what Parse was told.
+type parser struct {
+	defaultSite string
+}
+
+// WithDefaultSite names the default site (TABLEAU_SITE): an entry whose
+// "site" is this content URL is on the default site, as if it named none,
+// and keeps the Key it would have without a "site". Without it the default
+// site is the one named "" alone.
+func WithDefaultSite(contentURL string) ParseOption {
+	return func(p *parser) { p.defaultSite = contentURL }
+}
+
 // Parse validates a JSON refresh map. Errors point at the bad entry, e.g.
 // `jobs["123"][1]: ...`, so a deployment can be fixed without guessing.
 //
 // Keys are matched exactly and may appear once: encoding/json would match
 // "Workbook" to "workbook" and let a repeated key silently win, and either
 // would refresh something other than what the map seems to say.
-func Parse(data []byte) (*Map, error) {
+func Parse(data []byte, opts ...ParseOption) (*Map, error) {
+	var p parser
+	for _, o := range opts {
+		o(&p)
+	}
+	return p.parse(data)
+}
+
+func (p *parser) parse(data []byte) (*Map, error) {
 	top, err := strictObject(data, "jobs", "exclude", "lineage")
 	if err != nil {
 		return nil, fmt.Errorf("refresh map: want a JSON object of the form {\"jobs\": {...}, \"exclude\": [...]}: %w", err)
@@ -235,7 +326,7 @@ func Parse(data []byte) (*Map, error) {
 	m.exclude = map[string][]Target{}
 	m.jobLineageIncremental = map[string]bool{}
 	if raw, ok := top["exclude"]; ok {
-		if m.global, err = parseList(raw, "exclude", true, true); err != nil {
+		if m.global, err = p.parseList(raw, "exclude", true, true); err != nil {
 			return nil, err
 		}
 	}
@@ -278,12 +369,12 @@ func Parse(data []byte) (*Map, error) {
 				m.jobLineageIncremental[jobID] = on
 			}
 			if rt, ok := obj["targets"]; ok {
-				if m.jobs[jobID], err = parseList(rt, where+".targets", true, false); err != nil {
+				if m.jobs[jobID], err = p.parseList(rt, where+".targets", true, false); err != nil {
 					return nil, err
 				}
 			}
 			if rx, ok := obj["exclude"]; ok {
-				if m.exclude[jobID], err = parseList(rx, where+".exclude", true, true); err != nil {
+				if m.exclude[jobID], err = p.parseList(rx, where+".exclude", true, true); err != nil {
 					return nil, err
 				}
 			}
@@ -292,7 +383,7 @@ func Parse(data []byte) (*Map, error) {
 			}
 			continue
 		}
-		if m.jobs[jobID], err = parseList(raw, where, false, false); err != nil {
+		if m.jobs[jobID], err = p.parseList(raw, where, false, false); err != nil {
 			return nil, err
 		}
 	}
@@ -318,7 +409,7 @@ func parseLineage(raw json.RawMessage, where string) (bool, error) {
 
 // parseList reads a list of entries at where; an empty list is an error
 // unless mayBeEmpty. Exclusions name content and ask for no refresh.
-func parseList(raw json.RawMessage, where string, mayBeEmpty, exclusions bool) ([]Target, error) {
+func (p *parser) parseList(raw json.RawMessage, where string, mayBeEmpty, exclusions bool) ([]Target, error) {
 	var entries []json.RawMessage
 	if err := json.Unmarshal(raw, &entries); err != nil || entries == nil {
 		return nil, fmt.Errorf("refresh map: %s: must be a list of targets", where)
@@ -330,17 +421,20 @@ func parseList(raw json.RawMessage, where string, mayBeEmpty, exclusions bool) (
 	seen := make(map[string]int, len(entries))
 	for i, raw := range entries {
 		at := fmt.Sprintf("%s[%d]", where, i)
-		t, err := parseEntry(raw)
+		t, err := p.parseEntry(raw)
 		if err != nil {
 			return nil, fmt.Errorf("refresh map: %s: %w", at, err)
 		}
 		if t.Incremental && exclusions {
 			return nil, fmt.Errorf("refresh map: %s: incremental applies to targets, not exclusions", at)
 		}
-		if j, dup := seen[t.Key()]; dup {
+		// The site in any case: Tableau reads content URLs so.
+		same := t
+		same.Site = strings.ToLower(t.Site)
+		if j, dup := seen[same.Key()]; dup {
 			return nil, fmt.Errorf("refresh map: %s: same target as %s[%d]", at, where, j)
 		}
-		seen[t.Key()] = i
+		seen[same.Key()] = i
 		out = append(out, t)
 	}
 	return out, nil
@@ -361,12 +455,12 @@ func isJobID(s string) bool {
 	return true
 }
 
-var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project", "incremental", "freshness_sla"}
+var entryKeys = []string{"workbook", "workbook_id", "datasource", "datasource_id", "project", "incremental", "freshness_sla", "site"}
 
-func parseEntry(raw json.RawMessage) (Target, error) {
+func (p *parser) parseEntry(raw json.RawMessage) (Target, error) {
 	obj, err := strictObject(raw, entryKeys...)
 	if err != nil {
-		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project, incremental, freshness_sla): %w", err)
+		return Target{}, fmt.Errorf("want an object with one of workbook, workbook_id, datasource, datasource_id (and optional project, incremental, freshness_sla, site): %w", err)
 	}
 	fields := make(map[string]string, len(obj))
 	var incremental bool
@@ -433,6 +527,14 @@ func parseEntry(raw json.RawMessage) (Target, error) {
 		}
 		t.FreshnessSLA = d
 	}
+	if site, ok := fields["site"]; ok {
+		if err := CheckSite(site); err != nil {
+			return Target{}, err
+		}
+		if !SameSite(site, p.defaultSite) {
+			t.Site = site
+		}
+	}
 	return t, nil
 }
 
@@ -483,7 +585,7 @@ func fieldName(k Kind, byID bool) string {
 	return string(k)
 }
 
-func sortedKeys(m map[string]json.RawMessage) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -498,9 +600,11 @@ var ErrNotSet = errors.New("REFRESH_MAP is not set: set REFRESH_MAP (JSON) or RE
 
 // Load reads the map from the environment: REFRESH_MAP_FILE when set, else
 // REFRESH_MAP. Setting both is an error, since one would silently win.
-// Setting neither returns an empty map and ErrNotSet.
+// Setting neither returns an empty map and ErrNotSet. Entries that name
+// TABLEAU_SITE are on the default site (WithDefaultSite).
 func Load(getenv func(string) string) (*Map, error) {
 	inline, file := getenv("REFRESH_MAP"), getenv("REFRESH_MAP_FILE")
+	def := WithDefaultSite(strings.TrimSpace(getenv("TABLEAU_SITE")))
 	switch {
 	case inline != "" && file != "":
 		return nil, errors.New("REFRESH_MAP and REFRESH_MAP_FILE are both set: set one, or one would silently win")
@@ -509,13 +613,13 @@ func Load(getenv func(string) string) (*Map, error) {
 		if err != nil {
 			return nil, fmt.Errorf("REFRESH_MAP_FILE: %w", err)
 		}
-		m, err := Parse(data)
+		m, err := Parse(data, def)
 		if err != nil {
 			return nil, fmt.Errorf("REFRESH_MAP_FILE %s: %s", file, strings.TrimPrefix(err.Error(), "refresh map: "))
 		}
 		return m, nil
 	case inline != "":
-		m, err := Parse([]byte(inline))
+		m, err := Parse([]byte(inline), def)
 		if err != nil {
 			// The variable says what was being read; "refresh map" again
 			// would only stack prefixes.

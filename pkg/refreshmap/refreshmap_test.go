@@ -283,3 +283,117 @@ func TestParseFreshnessSLA(t *testing.T) {
 		t.Errorf("the objective changed the target's key: %s", ts[0].Key())
 	}
 }
+
+// The keys of targets on the default site are what a deployed state table
+// holds: they must never change, whatever the map says of sites.
+func TestTargetKeyPinned(t *testing.T) {
+	tests := []struct {
+		name    string
+		entry   string
+		opts    []ParseOption
+		wantKey string
+	}{
+		{"workbook by name", `{"workbook":"Sales Overview","project":"Finance"}`, nil, `workbook:name:"Finance"/"Sales Overview"`},
+		{"data source by name, no project", `{"datasource":"Orders"}`, nil, `datasource:name:""/"Orders"`},
+		{"workbook by LUID", `{"workbook_id":"9f1c6c9e-0000-0000-0000-000000000001"}`, nil, `workbook:id:9f1c6c9e-0000-0000-0000-000000000001`},
+		{"data source by LUID", `{"datasource_id":"3b7e21aa-0000-0000-0000-000000000002"}`, nil, `datasource:id:3b7e21aa-0000-0000-0000-000000000002`},
+		{"incremental and freshness_sla change nothing", `{"datasource":"Orders","incremental":true,"freshness_sla":"6h"}`, nil, `datasource:name:""/"Orders"`},
+		{"site empty is the default", `{"datasource":"Orders","site":""}`, nil, `datasource:name:""/"Orders"`},
+		{"site naming TABLEAU_SITE is the default", `{"datasource":"Orders","site":"finance"}`, []ParseOption{WithDefaultSite("finance")}, `datasource:name:""/"Orders"`},
+		{"in any case", `{"datasource":"Orders","site":"Finance"}`, []ParseOption{WithDefaultSite("finance")}, `datasource:name:""/"Orders"`},
+		{"no site with TABLEAU_SITE set", `{"datasource":"Orders"}`, []ParseOption{WithDefaultSite("finance")}, `datasource:name:""/"Orders"`},
+		{"another site", `{"datasource":"Orders","site":"emea"}`, []ParseOption{WithDefaultSite("finance")}, `site:"emea"/datasource:name:""/"Orders"`},
+		{"another site by LUID", `{"workbook_id":"9f1c","site":"emea"}`, nil, `site:"emea"/workbook:id:9f1c`},
+		{"a named site beside the default", `{"workbook_id":"9f1c","site":"finance"}`, nil, `site:"finance"/workbook:id:9f1c`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Parse([]byte(`{"jobs":{"1":[`+tt.entry+`]}}`), tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Targets("1")[0].Key(); got != tt.wantKey {
+				t.Errorf("Key() = %s, want %s", got, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestSites(t *testing.T) {
+	m, err := Parse([]byte(`{"jobs":{
+		"1":[{"workbook":"A"},{"workbook":"A","site":"emea"},{"workbook":"H","site":"home"},{"workbook":"B","site":"apac"}],
+		"2":{"targets":[{"datasource":"C","site":"EMEA"}],"exclude":[{"workbook":"X","site":"sandbox"}]}},
+		"exclude":[{"workbook":"S","site":"emea"}]}`), WithDefaultSite("home"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Sites(), []string{"apac", "emea", "sandbox"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Sites() = %v, want %v (each once, as first written)", got, want)
+	}
+	got := m.Targets("1")
+	if got[0].Site != "" || got[1].Site != "emea" || got[2].Site != "" || got[3].Site != "apac" {
+		t.Errorf("sites of job 1's targets: %+v", got)
+	}
+	if s := got[1].String(); s != `workbook "A" on site "emea"` {
+		t.Errorf("String() = %s", s)
+	}
+	if s := got[0].String(); s != `workbook "A"` {
+		t.Errorf("String() of a default-site target = %s", s)
+	}
+	tests := []struct {
+		name     string
+		job      string
+		target   Target
+		excluded bool
+	}{
+		{"excluded on its site", "1", Target{Kind: Workbook, Name: "S", Site: "emea"}, true},
+		{"in any case", "1", Target{Kind: Workbook, Name: "S", Site: "Emea"}, true},
+		{"not on the default site", "1", Target{Kind: Workbook, Name: "S"}, false},
+		{"a job's exclusion on its site", "2", Target{Kind: Workbook, Name: "X", ID: "1", Site: "sandbox"}, true},
+		{"not on another", "2", Target{Kind: Workbook, Name: "X", ID: "1", Site: "emea"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := m.Excluded(tt.job, tt.target); got != tt.excluded {
+				t.Errorf("Excluded(%s, %v) = %t, want %t", tt.job, tt.target, got, tt.excluded)
+			}
+		})
+	}
+}
+
+func TestSiteErrors(t *testing.T) {
+	tests := []struct {
+		name, in string
+		opts     []ParseOption
+		want     string
+	}{
+		{"a URL", `{"jobs":{"1":[{"workbook":"A","site":"https://x/site/emea"}]}}`, nil, `jobs["1"][0]: site "https://x/site/emea": want the bare content URL`},
+		{"padded", `{"jobs":{"1":[{"workbook":"A","site":" emea"}]}}`, nil, `want the bare content URL`},
+		{"not a string", `{"jobs":{"1":[{"workbook":"A","site":1}]}}`, nil, `site must be a string`},
+		{"same target on the same site in two cases", `{"jobs":{"1":[{"workbook":"A","site":"emea"},{"workbook":"A","site":"EMEA"}]}}`, nil, `jobs["1"][1]: same target as jobs["1"][0]`},
+		{"the default site named and not", `{"jobs":{"1":[{"workbook":"A"},{"workbook":"A","site":"home"}]}}`, []ParseOption{WithDefaultSite("home")}, `jobs["1"][1]: same target as jobs["1"][0]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in), tt.opts...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse() error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// Both entries are kept apart when the default site is another.
+	if _, err := Parse([]byte(`{"jobs":{"1":[{"workbook":"A"},{"workbook":"A","site":"home"}]}}`)); err != nil {
+		t.Errorf("a target on a named site beside the same on the default site: %v", err)
+	}
+}
+
+func TestLoadDefaultSite(t *testing.T) {
+	env := map[string]string{"REFRESH_MAP": `{"jobs":{"7":[{"workbook":"W","site":"home"},{"workbook":"W","site":"emea"}]}}`, "TABLEAU_SITE": "home"}
+	m, err := Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := m.Targets("7"); ts[0].Site != "" || ts[1].Site != "emea" {
+		t.Errorf("targets %+v: want TABLEAU_SITE's entry on the default site", ts)
+	}
+}

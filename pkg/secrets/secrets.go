@@ -1,6 +1,12 @@
 // Package secrets reads the bridge's credentials: one Secrets Manager secret
 // whose SecretString is JSON, cached for a bounded time across warm
 // invocations, or environment variables for local runs.
+//
+// The top-level Tableau keys (tableau_pat_name, ..., or the connected
+// app's) sign in to the default site, TABLEAU_SITE. Other sites have theirs
+// under "tableau_sites", by content URL, with the same key names (see
+// SiteCredentials): Tableau keeps one session per personal access token,
+// and a PAT or a connected app belongs to one site.
 package secrets
 
 import (
@@ -36,11 +42,14 @@ type Credentials struct {
 	// StatusPassword guards the status page (GET /status, /status.json);
 	// without it both answer 404.
 	StatusPassword string `json:"status_password,omitempty"`
+	// TableauSites are the credentials of the Tableau sites other than the
+	// default, by content URL (see Site).
+	TableauSites map[string]SiteCredentials `json:"tableau_sites,omitempty"`
 }
 
 // String implements fmt.Stringer without revealing any value.
 func (c Credentials) String() string {
-	return fmt.Sprintf("Credentials{pat=%q connectedApp=%t}", c.TableauPATName, c.ConnectedApp())
+	return fmt.Sprintf("Credentials{pat=%q connectedApp=%t sites=%d}", c.TableauPATName, c.ConnectedApp(), len(c.TableauSites))
 }
 
 // LogValue implements slog.LogValuer for the same reason as String.
@@ -76,7 +85,7 @@ func Parse(secretString string) (*Credentials, error) {
 	var c Credentials
 	if err := json.Unmarshal([]byte(secretString), &c); err != nil {
 		// The JSON error may quote the secret's text: do not wrap it.
-		return nil, errors.New("secret is not a JSON object with string values")
+		return nil, errors.New(`secret is not a JSON object with string values (and "tableau_sites" an object of such objects, by site)`)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -184,7 +193,12 @@ var _ Source = Env{}
 // Credentials implements Source.
 func (e Env) Credentials(context.Context) (*Credentials, error) {
 	g := e.Getenv
+	sites, err := EnvSites(g("TABLEAU_SITES"))
+	if err != nil {
+		return nil, fmt.Errorf("environment credentials: %w", err)
+	}
 	c := &Credentials{
+		TableauSites:        sites,
 		DBTWebhookSecret:    g("DBT_WEBHOOK_SECRET"),
 		TableauPATName:      g("TABLEAU_PAT_NAME"),
 		TableauPATSecret:    g("TABLEAU_PAT_SECRET"),

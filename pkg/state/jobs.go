@@ -39,6 +39,9 @@ type TableauJob struct {
 	// before it and how that ended, e.g. "job 1234 (failed)", or "a job
 	// that could not be found".
 	RodeOn string
+	// Site is the content URL of the site the job is on, "" for the
+	// default site: it is followed with that site's client.
+	Site string
 }
 
 // outcome is j's outcome on its record.

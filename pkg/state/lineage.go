@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -58,14 +59,96 @@ type LineageIndex interface {
 	PublishLineage(ctx context.Context, gen int64, b LineageBuild) error
 }
 
-var _ LineageIndex = (*Memory)(nil)
+// SiteLineage gives each Tableau site's lineage index: every site's
+// content reads tables of its own, and its index is built and published on
+// its own. The store itself is the default site's.
+type SiteLineage interface {
+	// SiteLineage returns the index of the site with the given content URL
+	// ("" for the default site: the store itself). Content URLs are read
+	// without regard to case.
+	SiteLineage(site string) LineageIndex
+}
+
+var (
+	_ LineageIndex = (*Memory)(nil)
+	_ SiteLineage  = (*Memory)(nil)
+)
+
+// memLineage is one site's index in memory.
+type memLineage struct {
+	gens  map[int64]map[string]map[LineageContent]bool // generation -> table -> content
+	build LineageBuild
+}
+
+// siteLineage is a site's index in a Memory store.
+type siteLineage struct {
+	m    *Memory
+	site string
+}
+
+// SiteLineage implements SiteLineage.
+func (m *Memory) SiteLineage(site string) LineageIndex {
+	if site == "" {
+		return m
+	}
+	return siteLineage{m: m, site: strings.ToLower(site)}
+}
+
+// space returns a site's index, made on first use; m.mu is held.
+func (m *Memory) space(site string) *memLineage {
+	if site == "" {
+		return &m.lin
+	}
+	if m.siteLin == nil {
+		m.siteLin = map[string]*memLineage{}
+	}
+	l := m.siteLin[site]
+	if l == nil {
+		l = &memLineage{gens: map[int64]map[string]map[LineageContent]bool{}}
+		m.siteLin[site] = l
+	}
+	return l
+}
+
+// LookupLineage implements LineageIndex.
+func (s siteLineage) LookupLineage(ctx context.Context, tables []string) (map[string][]LineageContent, error) {
+	return s.m.lookupLineage(s.site, tables)
+}
+
+// LineageBuild implements LineageIndex.
+func (s siteLineage) LineageBuild(context.Context) (LineageBuild, error) {
+	return s.m.lineageBuild(s.site), nil
+}
+
+// SaveLineageBuild implements LineageIndex.
+func (s siteLineage) SaveLineageBuild(_ context.Context, b LineageBuild) error {
+	s.m.saveLineageBuild(s.site, b)
+	return nil
+}
+
+// AddLineage implements LineageIndex.
+func (s siteLineage) AddLineage(_ context.Context, gen int64, tables map[string][]LineageContent) error {
+	s.m.addLineage(s.site, gen, tables)
+	return nil
+}
+
+// PublishLineage implements LineageIndex.
+func (s siteLineage) PublishLineage(_ context.Context, gen int64, b LineageBuild) error {
+	s.m.publishLineage(s.site, gen, b)
+	return nil
+}
 
 // LookupLineage implements LineageIndex.
 func (m *Memory) LookupLineage(_ context.Context, tables []string) (map[string][]LineageContent, error) {
+	return m.lookupLineage("", tables)
+}
+
+func (m *Memory) lookupLineage(site string, tables []string) (map[string][]LineageContent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	l := m.space(site)
 	out := map[string][]LineageContent{}
-	gen := m.lineage[m.build.Current]
+	gen := l.gens[l.build.Current]
 	for _, t := range tables {
 		if c, ok := gen[t]; ok {
 			out[t] = sortedContent(c)
@@ -76,27 +159,41 @@ func (m *Memory) LookupLineage(_ context.Context, tables []string) (map[string][
 
 // LineageBuild implements LineageIndex.
 func (m *Memory) LineageBuild(context.Context) (LineageBuild, error) {
+	return m.lineageBuild(""), nil
+}
+
+func (m *Memory) lineageBuild(site string) LineageBuild {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.build, nil
+	return m.space(site).build
 }
 
 // SaveLineageBuild implements LineageIndex.
 func (m *Memory) SaveLineageBuild(_ context.Context, b LineageBuild) error {
+	m.saveLineageBuild("", b)
+	return nil
+}
+
+func (m *Memory) saveLineageBuild(site string, b LineageBuild) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.build = b
-	return nil
+	m.space(site).build = b
 }
 
 // AddLineage implements LineageIndex.
 func (m *Memory) AddLineage(_ context.Context, gen int64, tables map[string][]LineageContent) error {
+	m.addLineage("", gen, tables)
+	return nil
+}
+
+func (m *Memory) addLineage(site string, gen int64, tables map[string][]LineageContent) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	g := m.lineage[gen]
+	l := m.space(site)
+	g := l.gens[gen]
 	if g == nil {
 		g = map[string]map[LineageContent]bool{}
-		m.lineage[gen] = g
+		l.gens[gen] = g
 	}
 	for t, cs := range tables {
 		if g[t] == nil {
@@ -106,21 +203,25 @@ func (m *Memory) AddLineage(_ context.Context, gen int64, tables map[string][]Li
 			g[t][c] = true
 		}
 	}
-	return nil
 }
 
 // PublishLineage implements LineageIndex.
 func (m *Memory) PublishLineage(_ context.Context, gen int64, b LineageBuild) error {
+	m.publishLineage("", gen, b)
+	return nil
+}
+
+func (m *Memory) publishLineage(site string, gen int64, b LineageBuild) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	l := m.space(site)
 	b.Current, b.Building, b.CompletedAt, b.Cursor = gen, 0, m.now(), ""
-	for g := range m.lineage {
+	for g := range l.gens {
 		if g != gen {
-			delete(m.lineage, g)
+			delete(l.gens, g)
 		}
 	}
-	m.build = b
-	return nil
+	l.build = b
 }
 
 func sortedContent(set map[LineageContent]bool) []LineageContent {

@@ -18,8 +18,10 @@ type Memory struct {
 	allJobs map[Key]TableauJob // the latest of each (run, target)
 	ends    map[Key]TargetSummary
 	outbox  map[string]Notification
-	lineage map[int64]map[string]map[LineageContent]bool // generation -> table -> content
-	build   LineageBuild
+	// lin is the default site's lineage index, siteLin the other sites'
+	// (lineage.go).
+	lin     memLineage
+	siteLin map[string]*memLineage
 
 	deferred map[Key]deferredEntry // see Deferrals
 
@@ -41,7 +43,7 @@ func NewMemory(opts ...Option) *Memory {
 	m := &Memory{
 		now: time.Now, records: make(map[Key]Record), runs: make(map[string]ScheduledRun),
 		jobs: make(map[Key]TableauJob), allJobs: make(map[Key]TableauJob), ends: make(map[Key]TargetSummary),
-		outbox: make(map[string]Notification), lineage: make(map[int64]map[string]map[LineageContent]bool),
+		outbox: make(map[string]Notification), lin: memLineage{gens: make(map[int64]map[string]map[LineageContent]bool)},
 		deferred: make(map[Key]deferredEntry),
 	}
 	for _, opt := range opts {

@@ -39,3 +39,9 @@ func TestMemoryDeferrals(t *testing.T) {
 		return state.NewMemory(state.WithClock(now))
 	})
 }
+
+func TestMemorySiteLineage(t *testing.T) {
+	statetest.TestSiteLineage(t, func(_ *testing.T, now func() time.Time) statetest.SiteLineageStore {
+		return state.NewMemory(state.WithClock(now))
+	})
+}

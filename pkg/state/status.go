@@ -25,6 +25,9 @@ type StatusTarget struct {
 	Project string
 	ItemID  string // the content's LUID
 	URL     string // the content's page in Tableau
+	// Site is the content URL of the site the content is on, "" for the
+	// default site.
+	Site string
 }
 
 // TargetRun is what one dbt run did to one target.
@@ -107,6 +110,7 @@ func (s *TargetStatus) MergeRun(t StatusTarget, r TargetRun) {
 	keep(&s.Project, t.Project)
 	keep(&s.ItemID, t.ItemID)
 	keep(&s.URL, t.URL)
+	keep(&s.Site, t.Site)
 	runs := slices.DeleteFunc(slices.Clone(s.Runs), func(x TargetRun) bool { return x.RunID == r.RunID })
 	runs = append(runs, r)
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].At.After(runs[j].At) })

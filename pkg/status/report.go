@@ -76,7 +76,7 @@ type Target struct {
 	Type    string  `json:"type"` // "workbook" or "datasource"
 	Name    string  `json:"name"`
 	Project *string `json:"project"`
-	Site    string  `json:"site"` // the site's content URL, "" for the default site
+	Site    string  `json:"site"` // the content URL of the target's site ("" is the server's default site)
 	LUID    *string `json:"luid"`
 	URL     *string `json:"url"` // the content's page in Tableau
 	Run
@@ -233,7 +233,8 @@ func isStale(last *state.TargetRun, sla time.Duration, now time.Time) bool {
 
 // build makes the report from the statuses, the open jobs (the running
 // refreshes) and the map's targets (those never refreshed show as
-// not_refreshed).
+// not_refreshed). site is the default site's content URL: a row's site is
+// its target's, or that one.
 func build(now time.Time, site string, obj Objectives, statuses []state.TargetStatus, open []state.TableauJob, m *refreshmap.Map) *Report {
 	rows := map[string]*row{}
 	get := func(key string) *row {
@@ -255,6 +256,9 @@ func build(now time.Time, site string, obj Objectives, statuses []state.TargetSt
 		}
 		if r.ItemID == "" {
 			r.ItemID = j.ItemID
+		}
+		if r.Site == "" {
+			r.Site = j.Site
 		}
 		if slices.ContainsFunc(r.runs, func(x state.TargetRun) bool { return x.RunID == j.Run.RunID }) {
 			continue // its end is recorded; the close is on its way
@@ -281,6 +285,9 @@ func build(now time.Time, site string, obj Objectives, statuses []state.TargetSt
 		if r.ItemID == "" {
 			r.ItemID = k.target.ID
 		}
+		if r.Site == "" {
+			r.Site = k.target.Site
+		}
 	}
 
 	rep := &Report{GeneratedAt: now.UTC(), FreshnessSLASeconds: int64(obj.def / time.Second), Targets: make([]Target, 0, len(rows))}
@@ -291,7 +298,7 @@ func build(now time.Time, site string, obj Objectives, statuses []state.TargetSt
 		}
 		sla := obj.For(r.Key)
 		t := Target{
-			Type: r.Kind, Name: cmp.Or(r.Name, r.ItemID, r.Key), Project: str(r.Project), Site: site,
+			Type: r.Kind, Name: cmp.Or(r.Name, r.ItemID, r.Key), Project: str(r.Project), Site: cmp.Or(r.Site, site),
 			LUID: str(r.ItemID), URL: str(r.URL), Stale: isStale(r.lastSuccess, sla, now),
 			FreshnessSLASeconds: int64(sla / time.Second), History: make([]Run, 0, len(r.runs)), key: r.Key,
 		}

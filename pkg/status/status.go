@@ -67,6 +67,8 @@ type options struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	warnings Warnings
+	// siteWarnings: see WithSiteWarnings.
+	siteWarnings func(site string) (Warnings, error)
 }
 
 func apply(opts []Option) options {
@@ -92,7 +94,8 @@ func WithFreshnessSLA(d time.Duration) Option {
 	}
 }
 
-// WithSite names the Tableau site (its content URL) the targets are on.
+// WithSite names the default Tableau site (TABLEAU_SITE, its content URL):
+// the site of a row whose target names none.
 func WithSite(contentURL string) Option { return func(o *options) { o.site = contentURL } }
 
 // WithLogger sets where a Page or a Recorder logs; by default nowhere.

@@ -383,3 +383,66 @@ func TestHTMLEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestSites: every row names its site: the target's own, or the default
+// site for targets that name none; whether the bridge recorded it, is
+// refreshing it, or never refreshed it.
+func TestSites(t *testing.T) {
+	ctx := context.Background()
+	m, err := refreshmap.Parse([]byte(`{"jobs":{"1":[
+		{"workbook":"Sales","project":"Finance"},
+		{"workbook":"Sales","project":"Finance","site":"emea"},
+		{"datasource":"Orders","site":"emea"},
+		{"datasource":"Orders","site":"cloud"},
+		{"datasource":"Orders","site":"home"}]}}`), refreshmap.WithDefaultSite("home"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := m.Targets("1")
+	mem := state.NewMemory(state.WithClock(func() time.Time { return now }))
+	// Sales on the default site and on emea: recorded.
+	for _, tg := range ts[:2] {
+		st := state.StatusTarget{Key: tg.Key(), Kind: string(tg.Kind), Name: tg.Name, Project: tg.Project, Site: tg.Site}
+		if err := mem.RecordRun(ctx, st, state.TargetRun{RunID: "1", DBTJobID: "1", At: now.Add(-time.Hour), FinishedAt: now.Add(-time.Hour), Result: state.OutcomeSucceeded}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Orders on emea: running.
+	k := state.Key{RunID: "2", Target: ts[2].Key()}
+	if err := mem.Begin(ctx, state.Claim{Key: k, Owner: "o", DBTJobID: "1", HoldUntil: now.Add(time.Minute), Retention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.CompleteJob(ctx, "o", state.TableauJob{JobID: "j", Run: k, DBTJobID: "1", ItemKind: "datasource", ItemID: "ds", QueuedAt: now, Site: "emea"}); err != nil {
+		t.Fatal(err)
+	}
+	// Orders on cloud and on the default site: never refreshed.
+	p, err := status.New(withPassword(password), mem, mem, status.WithMap(m), status.WithSite("home"), status.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Report(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, tg := range rep.Targets {
+		got[tg.Name+"@"+tg.Site+"/"+string(tg.Result)]++
+	}
+	want := map[string]int{
+		"Sales@home/succeeded": 1, "Sales@emea/succeeded": 1,
+		"Orders@emea/running": 1, "Orders@cloud/not_refreshed": 1, "Orders@home/not_refreshed": 1,
+	}
+	if len(got) != len(want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("rows %v, want %v", got, want)
+			break
+		}
+	}
+	page := get(t, p, status.Route, "", basic("x", password))
+	if !strings.Contains(page.Body, ", site emea") || !strings.Contains(page.Body, ", site cloud") {
+		t.Errorf("the page does not name the sites emea and cloud:\n%s", page.Body)
+	}
+}

@@ -30,8 +30,27 @@ type Warnings interface {
 
 // WithQualityWarnings has the Recorder put a data quality warning on a
 // target's content when its refresh fails or it goes stale, and take it
-// off when a later refresh succeeds (TABLEAU_QUALITY_WARNINGS=true).
+// off when a later refresh succeeds (TABLEAU_QUALITY_WARNINGS=true). w is
+// the default site's client; see WithSiteWarnings for the others.
 func WithQualityWarnings(w Warnings) Option { return func(o *options) { o.warnings = w } }
+
+// WithSiteWarnings gives the client of each site other than the default,
+// for the warnings on content there; without it content on other sites
+// gets none.
+func WithSiteWarnings(client func(site string) (Warnings, error)) Option {
+	return func(o *options) { o.siteWarnings = client }
+}
+
+// api is the client that puts warnings on a target's content: its site's.
+func (r *Recorder) api(site string) (Warnings, error) {
+	switch {
+	case site == "":
+		return r.o.warnings, nil
+	case r.o.siteWarnings == nil:
+		return nil, fmt.Errorf("the content is on Tableau site %q, and the status recorder knows the default site only", site)
+	}
+	return r.o.siteWarnings(site)
+}
 
 // Recorder keeps the targets' statuses: it is the Status of the refresher
 // (package refresh) and of the follow-up's tracker (package followup), and
@@ -106,7 +125,11 @@ func (r *Recorder) put(ctx context.Context, t state.StatusTarget, run state.Targ
 	if reason == state.OutcomeStale {
 		w.Type, w.IsSevere = tableau.WarningTypeStale, false
 	}
-	api := r.o.warnings
+	api, err := r.api(t.Site)
+	if err != nil {
+		log.WarnContext(ctx, "no data quality warning put", "error", err)
+		return
+	}
 	existing, err := api.DataQualityWarnings(ctx, tableau.WarningContentDatasource, t.ItemID)
 	if err != nil {
 		log.WarnContext(ctx, "could not read the data quality warnings; none put", "error", err)
@@ -141,7 +164,11 @@ func (r *Recorder) clear(ctx context.Context, t state.StatusTarget, run state.Ta
 		return
 	}
 	log := r.o.logger.With("target", t.Key, "tableau_item_id", t.ItemID, "dbt_run_id", run.RunID)
-	api := r.o.warnings
+	api, err := r.api(t.Site)
+	if err != nil {
+		log.WarnContext(ctx, "the bridge's data quality warnings, if any, stay until the next success", "error", err)
+		return
+	}
 	existing, err := api.DataQualityWarnings(ctx, tableau.WarningContentDatasource, t.ItemID)
 	if err != nil {
 		log.WarnContext(ctx, "could not read the data quality warnings; the bridge's, if any, stay until the next success", "error", err)

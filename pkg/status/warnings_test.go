@@ -221,3 +221,35 @@ func TestQualityWarningsTouchOnlyTheBridges(t *testing.T) {
 		}
 	})
 }
+
+// TestSiteWarnings: a failed refresh of a data source on another site puts
+// the warning there, with that site's client, and a success takes it off.
+func TestSiteWarnings(t *testing.T) {
+	e := newWarningsEnv(t, true)
+	emea := e.srv.AddSite("emea")
+	emea.AddPAT("emea-bot", "emea-secret")
+	ds := emea.AddDatasource("Orders", "Finance")
+	ec, err := tableau.NewClient(e.srv.URL(), tableau.WithSite("emea"), tableau.WithPAT("emea-bot", "emea-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := status.NewRecorder(e.mem, status.WithQualityWarnings(e.client), status.WithClock(e.clock.Now),
+		status.WithSiteWarnings(func(site string) (status.Warnings, error) { return ec, nil }))
+	target := state.StatusTarget{Key: refreshmap.Target{Kind: refreshmap.Datasource, Name: "Orders", Site: "emea"}.Key(), Kind: "datasource", Name: "Orders", ItemID: ds, Site: "emea"}
+	for _, tt := range []struct {
+		result state.Outcome
+		want   int
+	}{{state.OutcomeFailed, 1}, {state.OutcomeSucceeded, 0}} {
+		r := state.TargetRun{RunID: "r-" + string(tt.result), DBTJobID: "1", At: e.clock.Now(), FinishedAt: e.clock.Now(), Result: tt.result}
+		if err := rec.Record(context.Background(), target, r); err != nil {
+			t.Fatal(err)
+		}
+		rec.Settled(context.Background(), target, r)
+		if got := len(emea.DataQualityWarnings(ds)); got != tt.want {
+			t.Errorf("after a %s refresh: %d warnings on emea's data source, want %d", tt.result, got, tt.want)
+		}
+	}
+	if n := e.srv.Count("", "/dataQualityWarnings/datasource/"+ds); n != 0 {
+		t.Errorf("the default site was asked %d times about emea's data source", n)
+	}
+}

@@ -67,6 +67,23 @@ func (c *Client) SessionKey() string {
 	return key
 }
 
+// Site is the content URL of the Client's site ("" for the default site).
+func (c *Client) Site() string { return c.site }
+
+// ServerURL is the server the Client talks to.
+func (c *Client) ServerURL() string { return c.baseURL.String() }
+
+// SiteID is the LUID of the site the Client's session is signed in to, as
+// Tableau's webhooks name it (site_luid); "" before it has a session.
+func (c *Client) SiteID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return ""
+	}
+	return c.sess.SiteID
+}
+
 // auth returns the credentials to sign in with and the key of their shared
 // session, as they stand now.
 func (c *Client) auth() (credentials, string) {

@@ -25,12 +25,13 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	c := NewClock()
 	s := newStore(t, c.Now)
 	run := "88001"
+	site := map[string]string{}
 	mk := func(target, job, item string, age time.Duration) state.TableauJob {
 		k := state.Key{RunID: run, Target: target}
 		if err := s.Begin(ctx, state.Claim{Key: k, Owner: "o", DBTJobID: "123", HoldUntil: c.Now().Add(time.Minute), Retention: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
-		j := state.TableauJob{JobID: job, Run: k, DBTJobID: "123", TargetName: target, ItemKind: "workbook", ItemID: item, QueuedAt: c.Now().Add(-age)}
+		j := state.TableauJob{JobID: job, Run: k, DBTJobID: "123", TargetName: target, ItemKind: "workbook", ItemID: item, QueuedAt: c.Now().Add(-age), Site: site[target]}
 		if err := s.CompleteJob(ctx, "o", j); err != nil {
 			t.Fatal(err)
 		}
@@ -39,8 +40,10 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 		}
 		return j
 	}
+	// B is on another site than the default: its jobs are followed there.
+	site[`site:"emea"/workbook:name:/B`] = "emea"
 	a := mk("workbook:name:/A", "job-a", "item-a", time.Minute)
-	b := mk("workbook:name:/B", "job-b", "item-b", 2*time.Minute)
+	b := mk(`site:"emea"/workbook:name:/B`, "job-b", "item-b", 2*time.Minute)
 	// A second completion (a stale or duplicate invocation) cannot reopen it.
 	if err := s.CompleteJob(ctx, "p", a); !errors.Is(err, state.ErrNotHeld) {
 		t.Fatalf("second CompleteJob = %v, want ErrNotHeld", err)
@@ -51,8 +54,12 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	}
 	open, err := s.OpenJobs(ctx)
 	if err != nil || len(open) != 2 || open[0].JobID != "job-b" || open[1].Run != a.Run || open[1].ItemID != "item-a" ||
-		open[1].TargetName != a.TargetName || open[1].DBTJobID != "123" || !open[1].QueuedAt.Equal(a.QueuedAt) {
+		open[1].TargetName != a.TargetName || open[1].DBTJobID != "123" || !open[1].QueuedAt.Equal(a.QueuedAt) ||
+		open[0].Site != "emea" || open[1].Site != "" {
 		t.Fatalf("OpenJobs = %+v, %v", open, err)
+	}
+	if latest, _, err := s.LatestJob(ctx, "item-b"); err != nil || latest == nil || latest.Site != "emea" {
+		t.Fatalf("LatestJob(item of b) = %+v, %v: want its site", latest, err)
 	}
 
 	// Two sources report job a's end at once: one closes it.
@@ -103,11 +110,12 @@ func TestTableauJobs(t *testing.T, newStore func(t *testing.T, clock func() time
 	if err != nil || len(sum) != 3 {
 		t.Fatalf("RunSummary = %+v, %v", sum, err)
 	}
-	if sum[0].Target != a.Run.Target || sum[0].RefreshState != state.OutcomeFailed || sum[0].Notes != "Database login failed" || sum[0].JobID != "job-a" {
-		t.Errorf("summary of A = %+v", sum[0])
+	// In target order: B's key names its site first.
+	if sum[1].Target != a.Run.Target || sum[1].RefreshState != state.OutcomeFailed || sum[1].Notes != "Database login failed" || sum[1].JobID != "job-a" {
+		t.Errorf("summary of A = %+v", sum[1])
 	}
-	if sum[2].RefreshState != state.OutcomeSucceeded || sum[2].FinishedAt.IsZero() || sum[2].Target != b.Run.Target {
-		t.Errorf("summary of B = %+v", sum[2])
+	if sum[0].RefreshState != state.OutcomeSucceeded || sum[0].FinishedAt.IsZero() || sum[0].Target != b.Run.Target {
+		t.Errorf("summary of B = %+v", sum[0])
 	}
 	testRides(t, s, c)
 }
@@ -153,13 +161,14 @@ func testRides(t *testing.T, s Store, c *Clock) {
 	}
 
 	r := ride("88002", "datasource:name:/R", "job-r")
+	r.Site = "" // the default site; the requeue below moves nothing
 	if o := openJob(r.Run); o == nil || o.JobID != "job-r" || !o.Requeue || !o.Incremental || !o.DBTFinishedAt.Equal(finished) ||
 		o.Outcome != state.OutcomeAlreadyQueued || o.ItemID != r.ItemID {
 		t.Fatalf("open ride = %+v", o)
 	}
 	// Two sources see job-r end at once: one records the one more refresh.
 	next := state.TableauJob{JobID: "job-r2", DBTJobID: "123", TargetName: r.TargetName, ItemKind: r.ItemKind, ItemID: r.ItemID,
-		QueuedAt: c.Now().Add(time.Second), Incremental: true, DBTFinishedAt: finished, RodeOn: "job job-r (succeeded)", Requeue: true}
+		QueuedAt: c.Now().Add(time.Second), Incremental: true, DBTFinishedAt: finished, RodeOn: "job job-r (succeeded)", Requeue: true, Site: "apac"}
 	var won atomic.Int32
 	var wg sync.WaitGroup
 	for range 5 {
@@ -181,7 +190,7 @@ func testRides(t *testing.T, s Store, c *Clock) {
 	}
 	o := openJob(r.Run)
 	if o == nil || o.JobID != "job-r2" || o.Requeue || o.Outcome != state.OutcomeAlreadyQueued || o.RodeOn != "job job-r (succeeded)" ||
-		!o.Incremental || !o.QueuedAt.Equal(next.QueuedAt) {
+		!o.Incremental || !o.QueuedAt.Equal(next.QueuedAt) || o.Site != "apac" {
 		t.Fatalf("open after the requeue = %+v", o)
 	}
 	// One more is the most: neither the old job nor the new one requeues.

@@ -101,3 +101,57 @@ func TestLineageIndex(t *testing.T, newStore func(t *testing.T, clock func() tim
 		t.Fatalf("lookup of %d tables: %d found, %v", len(names), len(got), err)
 	}
 }
+
+// SiteLineageStore is a store of each site's lineage index.
+type SiteLineageStore interface {
+	state.LineageIndex
+	state.SiteLineage
+}
+
+// TestSiteLineage runs the index's contract on a site's index, and checks
+// that the sites' indexes are apart: each is built and published on its
+// own, and a lookup reads its site's alone.
+func TestSiteLineage(t *testing.T, newStore func(t *testing.T, clock func() time.Time) SiteLineageStore) {
+	t.Run("a site's index keeps the contract", func(t *testing.T) {
+		TestLineageIndex(t, func(t *testing.T, clock func() time.Time) state.LineageIndex {
+			return newStore(t, clock).SiteLineage("emea")
+		})
+	})
+	ctx := context.Background()
+	c := NewClock()
+	s := newStore(t, c.Now)
+	if s.SiteLineage("") != state.LineageIndex(s) {
+		t.Error(`SiteLineage("") is not the store itself`)
+	}
+	home := state.LineageContent{Kind: "datasource", LUID: "ds-home", Name: "Orders", Extract: true}
+	emea := state.LineageContent{Kind: "datasource", LUID: "ds-emea", Name: "Orders", Extract: true}
+	for _, x := range []struct {
+		idx     state.LineageIndex
+		gen     int64
+		content state.LineageContent
+	}{{s, 3, home}, {s.SiteLineage("EMEA"), 1, emea}} {
+		if err := x.idx.AddLineage(ctx, x.gen, map[string][]state.LineageContent{"MARTS.ORDERS": {x.content}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.idx.PublishLineage(ctx, x.gen, state.LineageBuild{Tables: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, x := range []struct {
+		name string
+		idx  state.LineageIndex
+		want state.LineageContent
+		gen  int64
+	}{{"the default site", s, home, 3}, {"emea, in any case", s.SiteLineage("emea"), emea, 1}} {
+		got, err := x.idx.LookupLineage(ctx, []string{"MARTS.ORDERS"})
+		if err != nil || !reflect.DeepEqual(got, map[string][]state.LineageContent{"MARTS.ORDERS": {x.want}}) {
+			t.Errorf("%s: lookup = %v, %v; want its own %v", x.name, got, err, x.want)
+		}
+		if b, err := x.idx.LineageBuild(ctx); err != nil || b.Current != x.gen {
+			t.Errorf("%s: build = %+v, %v; want generation %d", x.name, b, err, x.gen)
+		}
+	}
+	if got, err := s.SiteLineage("apac").LookupLineage(ctx, []string{"MARTS.ORDERS"}); err != nil || len(got) != 0 {
+		t.Errorf("a site never built: lookup = %v, %v", got, err)
+	}
+}

@@ -133,6 +133,20 @@ func TestTargetStatuses(t *testing.T, newStore func(t *testing.T, clock func() t
 	if len(got) != 2 || got[0].Key != orders.Key || len(got[0].Runs) != 8 {
 		t.Fatalf("after concurrent writes = %+v", got)
 	}
+
+	// A target on another site keeps its site.
+	emea := state.StatusTarget{Key: `site:"emea"/workbook:name:"Finance"/"Sales"`, Kind: "workbook", Name: "Sales", Project: "Finance", Site: "emea"}
+	if err := s.RecordRun(ctx, emea, run(1, state.OutcomeSucceeded)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.TargetStatuses(ctx)
+	sites := map[string]string{}
+	for _, st := range got {
+		sites[st.Key] = st.Site
+	}
+	if len(got) != 3 || sites[emea.Key] != "emea" || sites[sales.Key] != "" || sites[orders.Key] != "" {
+		t.Fatalf("sites of the statuses = %v, want emea's kept and the others' none", sites)
+	}
 }
 
 // TestJobRunDetails checks that a job keeps the dbt run's page and finish

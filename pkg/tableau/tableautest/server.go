@@ -31,7 +31,11 @@
 //     refreshes Tableau queues itself (QueueRefresh) that a later 409093
 //     refers to, and incremental refreshes from REST API 3.25 (jobquery.go);
 //   - connected-app scopes: a JWT session is refused, with Tableau's 401002,
-//     whatever its scp does not cover (scopes.go).
+//     whatever its scp does not cover (scopes.go);
+//   - several sites on one server (AddSite), each with its own PATs,
+//     connected apps, content, jobs, webhooks and limits, a session working
+//     on its own site alone (sites.go); a second Server stands for a second
+//     Tableau Server or Cloud pod.
 //
 // Tableau's JSON renders XML attributes as strings, so numbers such as
 // pagination counts, job progress, finishCode and a webhook test's status are
@@ -99,9 +103,13 @@ type Server struct {
 	faults       []*Fault
 	latency      time.Duration
 	meta         metaState // the Metadata API's content and settings
-	limits       siteLimits
-	dqws         map[string]*dqw // data quality warnings by id (dqw.go)
-	dqwOrder     []*dqw
+	// parent is the server a site added with AddSite belongs to (nil for
+	// the server itself); sites are the sites added to this one.
+	parent   *Server
+	sites    []*Server
+	limits   siteLimits
+	dqws     map[string]*dqw // data quality warnings by id (dqw.go)
+	dqwOrder []*dqw
 	// reqMu guards requests alone: a request is recorded as its reply
 	// starts, which may be while a handler holds mu.
 	reqMu    sync.Mutex
@@ -210,9 +218,27 @@ func NewServer(opts ...Option) *Server {
 		cfg.hookClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	s := newServer(ctx, cfg, v)
+	s.cancel = cancel
+
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.route))
+	if cfg.listenAddr != "" {
+		l, err := net.Listen("tcp", cfg.listenAddr)
+		if err != nil {
+			cancel()
+			panic(fmt.Sprintf("tableautest: listen on %s: %v", cfg.listenAddr, err))
+		}
+		s.ts.Listener.Close()
+		s.ts.Listener = l
+	}
+	s.ts.Start()
+	return s
+}
+
+// newServer makes the state of one site, not yet served.
+func newServer(ctx context.Context, cfg config, v apiVersion) *Server {
 	s := &Server{
 		ctx:          ctx,
-		cancel:       cancel,
 		hooks:        cfg.hookClient,
 		cfg:          cfg,
 		version:      v,
@@ -234,27 +260,24 @@ func NewServer(opts ...Option) *Server {
 	}
 	s.owner = s.addUserLocked("admin", "SiteAdministratorCreator")
 	s.limits.set(cfg.concurrency, cfg.concurrencyRetry)
-
-	s.ts = httptest.NewUnstartedServer(s)
-	if cfg.listenAddr != "" {
-		l, err := net.Listen("tcp", cfg.listenAddr)
-		if err != nil {
-			cancel()
-			panic(fmt.Sprintf("tableautest: listen on %s: %v", cfg.listenAddr, err))
-		}
-		s.ts.Listener.Close()
-		s.ts.Listener = l
-	}
-	s.ts.Start()
 	return s
 }
 
 // URL is the server's base URL, e.g. "http://127.0.0.1:41234"; API paths start
-// with /api/{version}/.
-func (s *Server) URL() string { return s.ts.URL }
+// with /api/{version}/. A site added with AddSite answers on its server's.
+func (s *Server) URL() string { return s.served().ts.URL }
 
 // Client returns an HTTP client suited to the server.
-func (s *Server) Client() *http.Client { return s.ts.Client() }
+func (s *Server) Client() *http.Client { return s.served().ts.Client() }
+
+// served is the Server that listens for s: s itself, or the server a site
+// was added to.
+func (s *Server) served() *Server {
+	if s.parent != nil {
+		return s.parent
+	}
+	return s
+}
 
 // SiteID is the LUID of the simulated site, as returned by sign-in.
 func (s *Server) SiteID() string { return s.site.id }
@@ -275,10 +298,19 @@ func (s *Server) Close() {
 			j.timer.Stop()
 		}
 	}
+	sites := s.sites
 	s.mu.Unlock()
-	s.cancel()
+	if s.parent == nil {
+		// Ends the deliveries and sleeps of every site of the server.
+		s.cancel()
+	}
+	for _, site := range sites {
+		site.Close()
+	}
 	s.wg.Wait()
-	s.ts.Close()
+	if s.parent == nil {
+		s.ts.Close()
+	}
 }
 
 // ServeHTTP handles one API request. It is exported so the simulator can also be
