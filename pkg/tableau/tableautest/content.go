@@ -3,6 +3,7 @@ package tableautest
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -129,17 +130,25 @@ func (s *Server) getWorkbook(c *call, p []string) error { return s.getItem(c, ki
 
 func (s *Server) getDatasource(c *call, p []string) error { return s.getItem(c, kindDatasource, p[0]) }
 
-func (s *Server) listItems(c *call, kind string) error {
-	q := c.r.URL.Query()
-	pageSize, err := pageParam(q.Get("pageSize"), 100, 1000)
-	if err != nil {
-		return newError(http.StatusBadRequest, codeInvalidPageSize,
+// pageParams reads a list's pageSize (default 100, at most 1000) and
+// pageNumber (default 1), with Tableau's errors for bad ones.
+func pageParams(q url.Values) (size, number int, err error) {
+	if size, err = pageParam(q.Get("pageSize"), 100, 1000); err != nil {
+		return 0, 0, newError(http.StatusBadRequest, codeInvalidPageSize,
 			"The page size parameter must be an integer from 1 to 1000.")
 	}
-	pageNumber, err := pageParam(q.Get("pageNumber"), 1, 0)
-	if err != nil {
-		return newError(http.StatusBadRequest, codeInvalidPageNumber,
+	if number, err = pageParam(q.Get("pageNumber"), 1, 0); err != nil {
+		return 0, 0, newError(http.StatusBadRequest, codeInvalidPageNumber,
 			"The page number parameter must be an integer of at least 1.")
+	}
+	return size, number, nil
+}
+
+func (s *Server) listItems(c *call, kind string) error {
+	q := c.r.URL.Query()
+	pageSize, pageNumber, err := pageParams(q)
+	if err != nil {
+		return err
 	}
 	filters, err := parseFilter(q.Get("filter"))
 	if err != nil {

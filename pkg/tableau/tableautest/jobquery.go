@@ -246,15 +246,9 @@ func (s *Server) listJobs(c *call, _ []string) error {
 		return errForbidden("Only site and server administrators may query jobs.")
 	}
 	q := c.r.URL.Query()
-	pageSize, err := pageParam(q.Get("pageSize"), 100, 1000)
+	pageSize, pageNumber, err := pageParams(q)
 	if err != nil {
-		return newError(http.StatusBadRequest, codeInvalidPageSize,
-			"The page size parameter must be an integer from 1 to 1000.")
-	}
-	pageNumber, err := pageParam(q.Get("pageNumber"), 1, 0)
-	if err != nil {
-		return newError(http.StatusBadRequest, codeInvalidPageNumber,
-			"The page number parameter must be an integer of at least 1.")
+		return err
 	}
 	filters, err := parseJobFilter(q.Get("filter"))
 	if err != nil {
