@@ -111,50 +111,19 @@ func ReadManifest(r io.Reader) (*Manifest, error) {
 	// Thousands of nodes share a handful of databases, schemas and
 	// materializations, and child_map repeats every unique id: one copy each.
 	in := interner{}
-	var meta *metadata
-	if err := w.open('{', "reading the top-level object"); err != nil {
-		return nil, err
-	}
-	for w.dec.More() {
-		k, err := w.key("reading the top-level object")
-		if err != nil {
-			return nil, err
-		}
+	meta, version, err := w.document(kindManifest, ManifestVersions, func(k string) (bool, error) {
 		switch k {
-		case "metadata":
-			meta = &metadata{}
-			if err := w.decode(meta, "reading metadata"); err != nil {
-				return nil, err
-			}
-			// dbt writes metadata first: a wrong file is refused before
-			// its hundreds of megabytes are read.
-			if m.SchemaVersion, err = checkSchema(meta, kindManifest, file, ManifestVersions...); err != nil {
-				return nil, err
-			}
 		case "nodes", "sources":
-			if err := readNodes(w, k, m, in); err != nil {
-				return nil, err
-			}
+			return true, readNodes(w, k, m, in)
 		case "child_map":
-			if err := readChildMap(w, m, in); err != nil {
-				return nil, err
-			}
-		default:
-			if err := w.skipSection("reading " + k); err != nil {
-				return nil, err
-			}
+			return true, readChildMap(w, m, in)
 		}
-	}
-	if err := w.close("reading the top-level object"); err != nil {
+		return false, nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := w.end(); err != nil {
-		return nil, err
-	}
-	if meta == nil {
-		_, err := checkSchema(nil, kindManifest, file)
-		return nil, err
-	}
+	m.SchemaVersion = version
 	m.DBTVersion, m.AdapterType, m.ProjectName = meta.DBTVersion, meta.AdapterType, meta.ProjectName
 	// Edges to nodes that turned out not to be kept (a disabled model
 	// still named by an older child_map) lead nowhere.

@@ -148,72 +148,49 @@ type rawArgs struct {
 func ReadRunResults(r io.Reader) (*RunResults, error) {
 	const file = "run_results.json"
 	w := newWalker(r, file)
-	if err := w.open('{', "reading the top-level object"); err != nil {
-		return nil, err
-	}
 	out := &RunResults{}
-	var meta *metadata
-	for w.dec.More() {
-		k, err := w.key("reading the top-level object")
-		if err != nil {
-			return nil, err
-		}
+	meta, version, err := w.document(kindRunResults, RunResultsVersions, func(k string) (bool, error) {
 		switch k {
-		case "metadata":
-			meta = &metadata{}
-			if err := w.decode(meta, "reading metadata"); err != nil {
-				return nil, err
-			}
-			// dbt writes metadata first: a wrong file is refused before
-			// the rest of it is read.
-			if out.SchemaVersion, err = checkSchema(meta, kindRunResults, file, RunResultsVersions...); err != nil {
-				return nil, err
-			}
 		case "results":
-			if err := w.open('[', "reading results"); err != nil {
-				return nil, err
-			}
-			for i := 0; w.dec.More(); i++ {
-				var raw rawResult
-				if err := w.decode(&raw, fmt.Sprintf("reading results[%d]", i)); err != nil {
-					return nil, err
-				}
-				if raw.UniqueID == "" {
-					return nil, fmt.Errorf("dbtartifacts: %s: results[%d] has no unique_id", file, i)
-				}
-				res := Result{UniqueID: raw.UniqueID, Status: Status(raw.Status)}
-				if raw.RelationName != nil {
-					res.RelationName = *raw.RelationName
-				}
-				out.Results = append(out.Results, res)
-			}
-			if err := w.close("reading results"); err != nil {
-				return nil, err
-			}
+			return true, readResults(w, file, out)
 		case "args":
 			var args rawArgs
 			if err := w.decode(&args, "reading args"); err != nil {
-				return nil, err
+				return true, err
 			}
 			_ = json.Unmarshal(args.Which, &out.Command)
 			_ = json.Unmarshal(args.FullRefresh, &out.FullRefresh)
-		default:
-			if err := w.skip("reading " + k); err != nil {
-				return nil, err
-			}
+			return true, nil
 		}
-	}
-	if err := w.close("reading the top-level object"); err != nil {
+		return false, nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := w.end(); err != nil {
-		return nil, err
-	}
-	if meta == nil {
-		_, err := checkSchema(nil, kindRunResults, file)
-		return nil, err
-	}
+	out.SchemaVersion = version
 	out.DBTVersion, out.InvocationID = meta.DBTVersion, meta.InvocationID
 	out.GeneratedAt, _ = time.Parse(time.RFC3339Nano, meta.GeneratedAt)
 	return out, nil
+}
+
+// readResults reads the results array one result at a time.
+func readResults(w *walker, file string, out *RunResults) error {
+	if err := w.open('[', "reading results"); err != nil {
+		return err
+	}
+	for i := 0; w.dec.More(); i++ {
+		var raw rawResult
+		if err := w.decode(&raw, fmt.Sprintf("reading results[%d]", i)); err != nil {
+			return err
+		}
+		if raw.UniqueID == "" {
+			return fmt.Errorf("dbtartifacts: %s: results[%d] has no unique_id", file, i)
+		}
+		res := Result{UniqueID: raw.UniqueID, Status: Status(raw.Status)}
+		if raw.RelationName != nil {
+			res.RelationName = *raw.RelationName
+		}
+		out.Results = append(out.Results, res)
+	}
+	return w.close("reading results")
 }

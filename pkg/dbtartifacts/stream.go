@@ -119,6 +119,57 @@ func (w *walker) skipSection(doing string) error {
 	return w.close(doing)
 }
 
+// document reads a whole artifact: its top-level object and nothing after
+// it. The metadata, which dbt writes first, is checked against kind and
+// supported before anything else is read, so a wrong file is refused
+// before its bulk; section reads every other key it knows (reporting
+// true), and the rest are skipped one entry at a time. It returns the
+// metadata and the schema version.
+func (w *walker) document(kind string, supported []int, section func(key string) (bool, error)) (*metadata, int, error) {
+	const doing = "reading the top-level object"
+	if err := w.open('{', doing); err != nil {
+		return nil, 0, err
+	}
+	var meta *metadata
+	var version int
+	for w.dec.More() {
+		k, err := w.key(doing)
+		if err != nil {
+			return nil, 0, err
+		}
+		if k == "metadata" {
+			meta = &metadata{}
+			if err := w.decode(meta, "reading metadata"); err != nil {
+				return nil, 0, err
+			}
+			if version, err = checkSchema(meta, kind, w.what, supported...); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		known, err := section(k)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !known {
+			if err := w.skipSection("reading " + k); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	if err := w.close(doing); err != nil {
+		return nil, 0, err
+	}
+	if err := w.end(); err != nil {
+		return nil, 0, err
+	}
+	if meta == nil {
+		_, err := checkSchema(nil, kind, w.what)
+		return nil, 0, err
+	}
+	return meta, version, nil
+}
+
 // end checks that nothing follows the top-level object.
 func (w *walker) end() error {
 	if tok, err := w.dec.Token(); err != io.EOF {
