@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -69,11 +70,17 @@ func run() error {
 		return localrun.Invoke(ctx, *event, 12*time.Second, router.Handle, os.Stdout)
 	}
 	srv := &localrun.Server{Handler: router.Handle, Routes: router.Routes(), Timeout: 12 * time.Second, Logger: a.Logger}
+	// Bound before anything says it is listening: a port in use is the
+	// only line printed.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
 	if d != nil {
 		if err := d.PrintInstructions(os.Stderr, *listen); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(os.Stderr, "dbt webhook listening on http://%s/dbt/webhook\n", *listen)
-	return http.ListenAndServe(*listen, srv)
+	return http.Serve(ln, srv)
 }

@@ -215,13 +215,18 @@ func Event(runID int64, now time.Time) []byte {
 // command that posts a freshly signed "run succeeded" event to addr.
 func (d *Demo) PrintInstructions(w io.Writer, addr string) error {
 	now := time.Now()
-	body := Event(now.Unix(), now)
+	// A run of its own, finished with its artifacts in the dbt Cloud
+	// simulator, so that lineage can read what it changed.
+	runID := now.Unix()
+	d.DBT.AddFinishedRun(123, runID)
+	body := Event(runID, now)
 	path := filepath.Join(os.TempDir(), "dbt-run-completed.json")
 	if err := os.WriteFile(path, body, 0o600); err != nil {
 		return fmt.Errorf("write sample event: %w", err)
 	}
-	fmt.Fprintf(w, "Tableau simulator with demo content at %s (site %q): dbt job %s refreshes workbook \"Sales Overview\" (project Finance) and data source \"Orders\".\n",
-		d.Tableau.URL(), Site, JobID)
+	fmt.Fprintf(w, "Tableau simulator with demo content at %s (site %q), dbt Cloud simulator at %s: a run of dbt job %s rebuilds a small dbt project; "+
+		"lineage finds the Tableau content over what it changed, and the refresh map adds workbook \"Executive Summary\" and keeps \"Scratchpad\" out.\n",
+		d.Tableau.URL(), Site, d.DBT.URL(), JobID)
 	fmt.Fprintf(w, "Send a signed 'run succeeded' event from another terminal:\n\n  curl -sS -X POST http://%s/dbt/webhook -H 'Content-Type: application/json' -H 'Authorization: %s' --data-binary @%s\n\n",
 		addr, dbtcloud.SignatureHeader(body, os.Getenv("DBT_WEBHOOK_SECRET")), path)
 	fmt.Fprintf(w, "The status page, with demo content in every state: http://%s/status (any user name, password %s); the same as JSON at /status.json:\n\n  curl -sS -u any:%s http://%s/status.json\n\n",

@@ -1,9 +1,15 @@
 package demo
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"testing"
+
+	"github.com/dbt-tableau-refresh/dbt-tableau-refresh/pkg/dbtcloud"
 )
 
 // A real PAT left in the shell (the webhooks CLI's section tells users to
@@ -33,5 +39,39 @@ func TestApplyOverridesWhatTheSimulatorsCannotKnow(t *testing.T) {
 		if v := os.Getenv(k); v != want {
 			t.Errorf("%s = %q after Apply, want %q", k, v, want)
 		}
+	}
+}
+
+// TestPrintedEventIsARunLineageCanRead: the event make run prints a curl
+// command for names a run the dbt Cloud simulator has, finished, with its
+// artifacts: a run it does not know leaves lineage nothing to read, and the
+// demo would refresh the map's one target instead of the six the README
+// promises.
+func TestPrintedEventIsARunLineageCanRead(t *testing.T) {
+	d := Start()
+	defer d.Close()
+	var out bytes.Buffer
+	if err := d.PrintInstructions(&out, "127.0.0.1:3000"); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--data-binary @(\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no curl command in:\n%s", out.String())
+	}
+	body, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev dbtcloud.WebhookEvent
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	id, err := strconv.ParseInt(ev.Data.RunID, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, ok := d.DBT.Run(id)
+	if !ok || run.JobID != 123 || run.Status != int(dbtcloud.StatusSuccess) || run.FinishedAt.IsZero() {
+		t.Errorf("the printed event's run %d in the dbt Cloud simulator: %+v, found %t; want a finished, successful run of job 123", id, run, ok)
 	}
 }
